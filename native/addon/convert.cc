@@ -1,0 +1,186 @@
+#include "convert.h"
+
+namespace video_rnn::addon {
+namespace {
+
+int64_t integer_field(const Napi::Object& object, const char* name, int64_t fallback, int64_t min, int64_t max) {
+  auto value = object.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw coded_error(object.Env(), "E_INVALID_ARGUMENT", std::string(name) + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (number != static_cast<double>(static_cast<int64_t>(number)) || number < static_cast<double>(min) ||
+      number > static_cast<double>(max)) {
+    throw coded_error(object.Env(), "E_INVALID_ARGUMENT",
+                      std::string(name) + " must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+  return static_cast<int64_t>(number);
+}
+
+double number_field(const Napi::Object& object, const char* name, double fallback) {
+  auto value = object.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw coded_error(object.Env(), "E_INVALID_ARGUMENT", std::string(name) + " must be a number");
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+std::string string_field(const Napi::Object& object, const char* name, const std::string& fallback) {
+  auto value = object.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsString()) throw coded_error(object.Env(), "E_INVALID_ARGUMENT", std::string(name) + " must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+bool bool_field(const Napi::Object& object, const char* name, bool fallback) {
+  auto value = object.Get(name);
+  return value.IsUndefined() ? fallback : value.ToBoolean().Value();
+}
+
+Napi::Object require_object(const Napi::Value& value, const std::string& what) {
+  if (!value.IsObject()) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", what + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+Napi::Array require_array(const Napi::Value& value, const std::string& what) {
+  if (!value.IsArray()) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", what + " must be an array");
+  return value.As<Napi::Array>();
+}
+
+constexpr int64_t kMaxDimension = int64_t{1} << 31;
+
+}  // namespace
+
+Napi::Error coded_error(Napi::Env env, const std::string& code, const std::string& message) {
+  auto error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+EngineConfig to_engine_config(const Napi::Object& object) {
+  EngineConfig config;
+  config.model.classes = integer_field(object, "classes", 2, 2, 1 << 20);
+  config.model.hidden_size = integer_field(object, "hiddenSize", config.model.hidden_size, 1, 1 << 16);
+  config.model.num_layers = integer_field(object, "numLayers", config.model.num_layers, 1, 64);
+  config.model.bidirectional = bool_field(object, "bidirectional", config.model.bidirectional);
+  config.model.head_size = integer_field(object, "headSize", config.model.head_size, 1, 1 << 16);
+  config.model.dropout = number_field(object, "dropout", config.model.dropout);
+  config.device = string_field(object, "device", config.device);
+  config.precision = string_field(object, "precision", config.precision);
+  config.seed = integer_field(object, "seed", config.seed, -1, int64_t{1} << 52);
+  config.threads = integer_field(object, "threads", config.threads, 0, 1024);
+  config.chunk_frames = integer_field(object, "chunkFrames", config.chunk_frames, 1, 1 << 16);
+  config.cache_bytes = integer_field(object, "cacheBytes", config.cache_bytes, 0, int64_t{1} << 50);
+  config.channels_last = bool_field(object, "channelsLast", config.channels_last);
+  return config;
+}
+
+TrainSettings to_train_settings(const Napi::Object& object) {
+  TrainSettings settings;
+  settings.optimizer = string_field(object, "optimizer", settings.optimizer);
+  settings.learning_rate = number_field(object, "learningRate", settings.learning_rate);
+  settings.backbone_learning_rate = number_field(object, "backboneLearningRate", settings.backbone_learning_rate);
+  settings.weight_decay = number_field(object, "weightDecay", settings.weight_decay);
+  settings.momentum = number_field(object, "momentum", settings.momentum);
+  settings.trainable_backbone_layers = integer_field(object, "trainableBackboneLayers", 0, 0, kMaxTrainableBackboneLayers);
+  return settings;
+}
+
+std::vector<ClipInput> to_clips(const Napi::Value& value, std::vector<Napi::ObjectReference>& keep_alive) {
+  auto array = require_array(value, "clips");
+  if (array.Length() == 0) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "a batch needs at least one clip");
+  std::vector<ClipInput> clips;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    auto object = require_object(array.Get(i), "clip " + std::to_string(i));
+    ClipInput clip;
+    clip.cache_key = string_field(object, "cacheKey", "");
+    clip.store = bool_field(object, "store", false);
+    auto data = object.Get("data");
+    if (data.IsUndefined() && !clip.cache_key.empty()) {
+      clips.push_back(std::move(clip));
+      continue;
+    }
+    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "clip " + std::to_string(i) + " data must be a Uint8Array");
+    }
+    auto bytes = data.As<Napi::Uint8Array>();
+    const int64_t frames = integer_field(object, "frames", 0, 1, kMaxDimension);
+    const int64_t height = integer_field(object, "height", 0, 1, kMaxDimension);
+    const int64_t width = integer_field(object, "width", 0, 1, kMaxDimension);
+    const double expected = static_cast<double>(frames) * static_cast<double>(height) * static_cast<double>(width) * 3.0;
+    if (expected != static_cast<double>(bytes.ByteLength())) {
+      throw coded_error(value.Env(), "E_INVALID_ARGUMENT",
+                        "clip " + std::to_string(i) + " has " + std::to_string(bytes.ByteLength()) +
+                        " bytes but frames x height x width x 3 is " + std::to_string(static_cast<int64_t>(expected)));
+    }
+    clip.frames = torch::from_blob(bytes.Data(), {frames, height, width, 3}, torch::kUInt8);
+    keep_alive.push_back(Napi::Persistent(bytes.As<Napi::Object>()));
+    clips.push_back(std::move(clip));
+  }
+  return clips;
+}
+
+std::vector<int64_t> to_labels(const Napi::Value& value, size_t count) {
+  auto array = require_array(value, "labels");
+  if (array.Length() != count) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "one label per clip is needed");
+  std::vector<int64_t> labels;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    auto label = array.Get(i);
+    if (!label.IsNumber()) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "labels must be numbers");
+    labels.push_back(label.As<Napi::Number>().Int64Value());
+  }
+  return labels;
+}
+
+NamedTensors to_named_tensors(const Napi::Value& value, std::vector<Napi::ObjectReference>& keep_alive) {
+  auto array = require_array(value, "tensors");
+  NamedTensors tensors;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    auto object = require_object(array.Get(i), "tensor " + std::to_string(i));
+    const std::string name = string_field(object, "name", "");
+    auto data = object.Get("data");
+    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " data must be a Float32Array");
+    }
+    auto floats = data.As<Napi::Float32Array>();
+    auto shape_array = require_array(object.Get("shape"), "tensor " + name + " shape");
+    std::vector<int64_t> shape;
+    double numel = 1;
+    for (uint32_t d = 0; d < shape_array.Length(); ++d) {
+      auto dim = shape_array.Get(d);
+      if (!dim.IsNumber() || dim.As<Napi::Number>().DoubleValue() < 0) {
+        throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " has a bad shape");
+      }
+      shape.push_back(dim.As<Napi::Number>().Int64Value());
+      numel *= static_cast<double>(shape.back());
+    }
+    if (numel != static_cast<double>(floats.ElementLength())) {
+      throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " data does not match its shape");
+    }
+    tensors.emplace_back(name, torch::from_blob(floats.Data(), shape, torch::kFloat));
+    keep_alive.push_back(Napi::Persistent(floats.As<Napi::Object>()));
+  }
+  return tensors;
+}
+
+Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& tensor) {
+  auto* owned = new torch::Tensor(tensor.to(torch::kCPU, torch::kFloat).contiguous());
+  auto buffer = Napi::ArrayBuffer::New(env, owned->data_ptr(), owned->numel() * sizeof(float),
+                                       [](Napi::Env, void*, torch::Tensor* hint) { delete hint; }, owned);
+  return Napi::Float32Array::New(env, owned->numel(), buffer, 0);
+}
+
+Napi::Array to_js_named_tensors(Napi::Env env, const NamedTensors& tensors) {
+  auto array = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& [name, tensor] = tensors[i];
+    auto object = Napi::Object::New(env);
+    object.Set("name", name);
+    auto shape = Napi::Array::New(env, tensor.dim());
+    for (int64_t d = 0; d < tensor.dim(); ++d) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(tensor.size(d))));
+    object.Set("shape", shape);
+    object.Set("data", to_float32_array(env, tensor));
+    array.Set(static_cast<uint32_t>(i), object);
+  }
+  return array;
+}
+
+}  // namespace video_rnn::addon

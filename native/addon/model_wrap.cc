@@ -1,0 +1,209 @@
+#include "model_wrap.h"
+
+#include "convert.h"
+#include "workers.h"
+
+namespace video_rnn::addon {
+namespace {
+
+Napi::FunctionReference* constructor_reference(Napi::Env env) {
+  return env.GetInstanceData<Napi::FunctionReference>();
+}
+
+Napi::Value batch_result(Napi::Env env, const BatchOutput& out) {
+  auto result = Napi::Object::New(env);
+  result.Set("probabilities", to_float32_array(env, out.probabilities));
+  result.Set("classes", Napi::Number::New(env, static_cast<double>(out.probabilities.size(1))));
+  result.Set("loss", Napi::Number::New(env, out.loss));
+  result.Set("stepped", Napi::Boolean::New(env, out.stepped));
+  return result;
+}
+
+}  // namespace
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  return DefineClass(env, "NativeModel", {
+      InstanceMethod<&ModelWrap::Predict>("predict"),
+      InstanceMethod<&ModelWrap::Evaluate>("evaluate"),
+      InstanceMethod<&ModelWrap::TrainStep>("trainStep"),
+      InstanceMethod<&ModelWrap::Embed>("embed"),
+      InstanceMethod<&ModelWrap::ConfigureTraining>("configureTraining"),
+      InstanceMethod<&ModelWrap::GetState>("getState"),
+      InstanceMethod<&ModelWrap::Shapes>("shapes"),
+      InstanceMethod<&ModelWrap::LoadState>("loadState"),
+      InstanceMethod<&ModelWrap::Fingerprint>("fingerprint"),
+      InstanceMethod<&ModelWrap::IsCached>("isCached"),
+      InstanceMethod<&ModelWrap::ClearCache>("clearCache"),
+      InstanceMethod<&ModelWrap::Counters>("counters"),
+      InstanceMethod<&ModelWrap::Dispose>("dispose"),
+      InstanceMethod<&ModelWrap::Device>("device"),
+  });
+}
+
+Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw coded_error(env, "E_INVALID_ARGUMENT", "createModel needs a config object");
+  const EngineConfig config = to_engine_config(info[0].As<Napi::Object>());
+  auto holder = std::make_shared<std::shared_ptr<Engine>>();
+  return EngineWorker::Run(env, nullptr,
+      [holder, config] { *holder = std::make_shared<Engine>(config); },
+      [holder](Napi::Env env) -> Napi::Value {
+        auto handle = Napi::External<std::shared_ptr<Engine>>::New(env, holder.get());
+        return constructor_reference(env)->New({handle});
+      });
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "use createModel() to make a model");
+  }
+  engine_ = *info[0].As<Napi::External<std::shared_ptr<Engine>>>().Data();
+  // Tell V8 about the weights, so that garbage-collection pressure reflects a model's real size.
+  external_bytes_ = engine_->parameter_bytes();
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+}
+
+ModelWrap::~ModelWrap() {
+  // Running workers hold their own reference: the engine outlives this handle until they finish.
+  engine_.reset();
+}
+
+void ModelWrap::release(Napi::Env env) {
+  if (!engine_) return;
+  engine_.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(env, -external_bytes_);
+  external_bytes_ = 0;
+}
+
+std::shared_ptr<Engine> ModelWrap::engine(const Napi::Env& env) const {
+  if (!engine_) throw coded_error(env, "E_DISPOSED", "the model has been disposed");
+  return engine_;
+}
+
+Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto clips = to_clips(info[0], keep_alive);
+  auto out = std::make_shared<BatchOutput>();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, clips, out] { *out = engine->predict(clips); },
+      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+}
+
+Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto clips = to_clips(info[0], keep_alive);
+  auto labels = to_labels(info[1], clips.size());
+  auto out = std::make_shared<BatchOutput>();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, clips, labels, out] { *out = engine->evaluate(clips, labels); },
+      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+}
+
+Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto clips = to_clips(info[0], keep_alive);
+  auto labels = to_labels(info[1], clips.size());
+  auto out = std::make_shared<BatchOutput>();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, clips, labels, out] { *out = engine->train_step(clips, labels); },
+      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+}
+
+Napi::Value ModelWrap::Embed(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto clips = to_clips(info[0], keep_alive);
+  auto out = std::make_shared<std::vector<torch::Tensor>>();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, clips, out] { *out = engine->embed(clips); },
+      [out](Napi::Env env) -> Napi::Value {
+        auto array = Napi::Array::New(env, out->size());
+        for (size_t i = 0; i < out->size(); ++i) array.Set(static_cast<uint32_t>(i), to_float32_array(env, (*out)[i]));
+        return array;
+      }, std::move(keep_alive));
+}
+
+Napi::Value ModelWrap::ConfigureTraining(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  if (info.Length() < 1 || !info[0].IsObject()) throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "settings must be an object");
+  auto settings = to_train_settings(info[0].As<Napi::Object>());
+  return EngineWorker::Run(info.Env(), engine, [engine, settings] { engine->configure_training(settings); },
+                           [](Napi::Env env) { return env.Undefined(); });
+}
+
+Napi::Value ModelWrap::GetState(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  auto out = std::make_shared<NamedTensors>();
+  return EngineWorker::Run(info.Env(), engine, [engine, out] { *out = engine->state(); },
+                           [out](Napi::Env env) -> Napi::Value { return to_js_named_tensors(env, *out); });
+}
+
+Napi::Value ModelWrap::Shapes(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto shapes = engine(env)->shapes();
+  auto array = Napi::Array::New(env, shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    auto object = Napi::Object::New(env);
+    object.Set("name", shapes[i].first);
+    auto shape = Napi::Array::New(env, shapes[i].second.size());
+    for (size_t d = 0; d < shapes[i].second.size(); ++d) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(shapes[i].second[d])));
+    object.Set("shape", shape);
+    array.Set(static_cast<uint32_t>(i), object);
+  }
+  return array;
+}
+
+Napi::Value ModelWrap::LoadState(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto tensors = to_named_tensors(info[0], keep_alive);
+  const std::string prefix = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  const bool require_all = info.Length() > 2 && info[2].ToBoolean().Value();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, tensors, prefix, require_all] { engine->load_state(tensors, prefix, require_all); },
+      [](Napi::Env env) { return env.Undefined(); }, std::move(keep_alive));
+}
+
+Napi::Value ModelWrap::Fingerprint(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  auto out = std::make_shared<std::string>();
+  return EngineWorker::Run(info.Env(), engine, [engine, out] { *out = engine->backbone_fingerprint(); },
+                           [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
+}
+
+Napi::Value ModelWrap::IsCached(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto engine = this->engine(env);
+  if (info.Length() < 1 || !info[0].IsString()) throw coded_error(env, "E_INVALID_ARGUMENT", "a cache key must be a string");
+  return Napi::Boolean::New(env, engine->is_cached(info[0].As<Napi::String>().Utf8Value()));
+}
+
+Napi::Value ModelWrap::ClearCache(const Napi::CallbackInfo& info) {
+  engine(info.Env())->clear_cache();
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::Counters(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const auto counters = engine(env)->counters();
+  auto object = Napi::Object::New(env);
+  object.Set("framesEmbedded", Napi::Number::New(env, static_cast<double>(counters.frames_embedded)));
+  object.Set("cacheHits", Napi::Number::New(env, static_cast<double>(counters.cache_hits)));
+  object.Set("cacheEntries", Napi::Number::New(env, static_cast<double>(counters.cache_entries)));
+  object.Set("cacheBytes", Napi::Number::New(env, static_cast<double>(counters.cache_bytes)));
+  return object;
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), engine(info.Env())->device());
+}
+
+}  // namespace video_rnn::addon

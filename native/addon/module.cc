@@ -1,0 +1,37 @@
+// Entry point of the addon: createModel, backendInfo and the NativeModel class.
+#include <napi.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "model_wrap.h"
+
+namespace {
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto object = Napi::Object::New(env);
+  object.Set("torchVersion", TORCH_VERSION);
+  const bool cuda = torch::cuda::is_available();
+  object.Set("cuda", cuda);
+  object.Set("cudaDevices", Napi::Number::New(env, cuda ? static_cast<double>(torch::cuda::device_count()) : 0.0));
+  object.Set("threads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
+  return object;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using video_rnn::addon::ModelWrap;
+  auto constructor = ModelWrap::Define(env);
+  // createModel builds instances from C++, long after Init: keep the constructor per environment.
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(constructor)));
+  exports.Set("NativeModel", constructor);
+  exports.Set("createModel", Napi::Function::New(env, ModelWrap::Create, "createModel"));
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(video_rnn, Init)

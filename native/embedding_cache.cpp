@@ -1,0 +1,54 @@
+#include "embedding_cache.h"
+
+namespace video_rnn {
+
+bool EmbeddingCache::contains(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return rows_.count(key) != 0;
+}
+
+std::optional<torch::Tensor> EmbeddingCache::get(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = rows_.find(key);
+  if (found == rows_.end()) return std::nullopt;
+  ++hits_;
+  return found->second;
+}
+
+bool EmbeddingCache::put(const std::string& key, const torch::Tensor& rows) {
+  auto stored = rows.detach().to(torch::kCPU).contiguous().clone();
+  const int64_t size = static_cast<int64_t>(stored.numel() * stored.element_size());
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (rows_.count(key) != 0 || bytes_ + size > max_bytes_) return false;
+  rows_.emplace(key, stored);
+  bytes_ += size;
+  return true;
+}
+
+void EmbeddingCache::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  rows_.clear();
+  bytes_ = 0;
+}
+
+void EmbeddingCache::set_max_bytes(int64_t max_bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  max_bytes_ = max_bytes;
+}
+
+int64_t EmbeddingCache::entries() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(rows_.size());
+}
+
+int64_t EmbeddingCache::bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return bytes_;
+}
+
+int64_t EmbeddingCache::hits() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return hits_;
+}
+
+}  // namespace video_rnn

@@ -1,0 +1,103 @@
+#pragma once
+// One model on one device, and every operation on it: predict, evaluate, embed, one training step,
+// named tensors in and out. Calls are serialised by a mutex; each call sets the thread's intra-op
+// thread count first, because that setting is per OS thread and calls arrive on pool threads.
+#include <torch/torch.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "embedding_cache.h"
+#include "state.h"
+#include "video_rnn.h"
+
+namespace video_rnn {
+
+struct EngineConfig {
+  VideoRNNOptions model;
+  std::string device = "cpu";      // "cpu", "cuda", "cuda:N"
+  std::string precision = "fp32";  // "fp32", "bf16", "fp16" (autocast)
+  int64_t seed = -1;               // < 0: leave the generator as it is
+  int64_t threads = 0;             // intra-op threads; 0: the machine's parallelism
+  int64_t chunk_frames = 32;       // frames per CNN chunk, bounds activation memory
+  int64_t cache_bytes = int64_t{1} << 30;
+  bool channels_last = true;
+};
+
+// One clip of a batch: uint8 frames [T, H, W, 3] on the CPU, or only a cache key whose embeddings
+// are cached. With `store`, embeddings computed for it are kept under `cache_key`.
+struct ClipInput {
+  torch::Tensor frames;
+  std::string cache_key;
+  bool store = false;
+};
+
+struct TrainSettings {
+  std::string optimizer = "adam";  // "adam" or "sgd"
+  double learning_rate = 1e-3;
+  double backbone_learning_rate = 1e-4;
+  double weight_decay = 0.0;
+  double momentum = 0.9;
+  int64_t trainable_backbone_layers = 0;
+  bool operator==(const TrainSettings& other) const;
+};
+
+struct BatchOutput {
+  torch::Tensor probabilities;  // [B, classes], float, CPU, caller's order
+  double loss = 0.0;            // mean cross-entropy when labels were given
+  bool stepped = false;         // false when a non-finite loss stopped the optimiser step
+};
+
+struct Counters {
+  int64_t frames_embedded = 0;
+  int64_t cache_hits = 0;
+  int64_t cache_entries = 0;
+  int64_t cache_bytes = 0;
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& config);
+
+  BatchOutput predict(const std::vector<ClipInput>& clips);
+  BatchOutput evaluate(const std::vector<ClipInput>& clips, const std::vector<int64_t>& labels);
+  BatchOutput train_step(const std::vector<ClipInput>& clips, const std::vector<int64_t>& labels);
+  // fc7 per frame, one [T, 4096] CPU tensor per clip, in the caller's order.
+  std::vector<torch::Tensor> embed(const std::vector<ClipInput>& clips);
+
+  void configure_training(const TrainSettings& settings);
+  TrainSettings training_settings();
+
+  NamedTensors state();
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes();
+  void load_state(const NamedTensors& tensors, const std::string& prefix, bool require_all);
+
+  // A digest of the backbone's weights: part of every embedding-cache key.
+  std::string backbone_fingerprint();
+  bool is_cached(const std::string& key) const { return cache_.contains(key); }
+  void clear_cache() { cache_.clear(); }
+  Counters counters() const;
+  int64_t parameter_bytes() const;
+  std::string device() const { return device_.str(); }
+
+ private:
+  void prepare_thread() const;
+  PackedSequence packed_embeddings(const std::vector<ClipInput>& clips, bool use_cache);
+  torch::Tensor forward_logits(const std::vector<ClipInput>& clips, bool use_cache);
+  torch::Tensor labels_tensor(const std::vector<int64_t>& labels) const;
+  void rebuild_optimizer();
+
+  EngineConfig config_;
+  torch::Device device_;
+  VideoRNN model_{nullptr};
+  TrainSettings settings_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  EmbeddingCache cache_;
+  std::atomic<int64_t> frames_embedded_{0};
+  std::mutex mutex_;
+};
+
+}  // namespace video_rnn

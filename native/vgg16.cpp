@@ -1,0 +1,111 @@
+#include "vgg16.h"
+
+#include <cmath>
+
+namespace video_rnn {
+namespace {
+
+// torchvision's configuration "D": channel counts, 0 marks a 2x2 max-pool.
+const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
+                                       512, 512, 512, 0, 512, 512, 512, 0};
+
+bool is_weight_layer(const std::shared_ptr<torch::nn::Module>& module) {
+  return module->as<torch::nn::Conv2d>() != nullptr || module->as<torch::nn::Linear>() != nullptr;
+}
+
+// (qualified name, module) of the features and classifier children, bottom to top.
+std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> layers_bottom_up(
+    const torch::nn::Sequential& features, const torch::nn::Sequential& classifier) {
+  std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> layers;
+  for (const auto& item : features->named_children()) layers.emplace_back("features." + item.key(), item.value());
+  for (const auto& item : classifier->named_children()) layers.emplace_back("classifier." + item.key(), item.value());
+  return layers;
+}
+
+}  // namespace
+
+Vgg16Impl::Vgg16Impl() {
+  torch::nn::Sequential layers;
+  int64_t channels = 3;
+  for (int64_t width : kConfigD) {
+    if (width == 0) {
+      layers->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2).stride(2)));
+    } else {
+      layers->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, width, 3).padding(1)));
+      layers->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
+      channels = width;
+    }
+  }
+  features = register_module("features", layers);
+  avgpool = register_module("avgpool", torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({7, 7})));
+  // classifier[:-1] of torchvision's VGG: fc6, ReLU, Dropout, fc7, ReLU, Dropout.
+  classifier = register_module("classifier", torch::nn::Sequential(
+      torch::nn::Linear(512 * 7 * 7, kEmbeddingSize),
+      torch::nn::ReLU(torch::nn::ReLUOptions(true)),
+      torch::nn::Dropout(0.5),
+      torch::nn::Linear(kEmbeddingSize, kEmbeddingSize),
+      torch::nn::ReLU(torch::nn::ReLUOptions(true)),
+      torch::nn::Dropout(0.5)));
+  reset_parameters();
+  set_trainable_layers(0);
+}
+
+torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
+  auto y = avgpool->forward(features->forward(x));
+  return classifier->forward(torch::flatten(y, 1));
+}
+
+void Vgg16Impl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<torch::nn::Conv2d>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+      torch::nn::init::zeros_(conv->bias);
+    } else if (auto* linear = module->as<torch::nn::Linear>()) {
+      torch::nn::init::normal_(linear->weight, 0.0, 0.01);
+      torch::nn::init::zeros_(linear->bias);
+    }
+  }
+}
+
+std::vector<std::string> Vgg16Impl::weight_layers_from_top() const {
+  std::vector<std::string> names;
+  for (const auto& [name, module] : layers_bottom_up(features, classifier)) {
+    if (is_weight_layer(module)) names.insert(names.begin(), name);
+  }
+  return names;
+}
+
+void Vgg16Impl::set_trainable_layers(int64_t count) {
+  TORCH_CHECK(count >= 0 && count <= kMaxTrainableBackboneLayers,
+              "trainableBackboneLayers must be between 0 and ", kMaxTrainableBackboneLayers, ", got ", count);
+  trainable_layers_ = count;
+  const auto layers = layers_bottom_up(features, classifier);
+  int64_t total = 0;
+  for (const auto& layer : layers) total += is_weight_layer(layer.second) ? 1 : 0;
+  int64_t seen = 0;
+  for (const auto& [name, module] : layers) {
+    if (!is_weight_layer(module)) continue;
+    const bool trainable = total - seen <= count;
+    ++seen;
+    for (auto& parameter : module->parameters()) parameter.set_requires_grad(trainable);
+  }
+  apply_modes(is_training());
+}
+
+void Vgg16Impl::apply_modes(bool training) {
+  // Module::train would flip every child; set each layer's mode from its own trainability.
+  torch::nn::Module::train(training);
+  bool previous_trainable = false;
+  for (const auto& [name, module] : layers_bottom_up(features, classifier)) {
+    if (is_weight_layer(module)) {
+      previous_trainable = module->parameters().front().requires_grad();
+      module->train(training && previous_trainable);
+    } else {
+      module->train(training && previous_trainable);
+    }
+  }
+  avgpool->train(false);
+}
+
+}  // namespace video_rnn

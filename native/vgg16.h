@@ -1,0 +1,46 @@
+#pragma once
+// VGG16 in torchvision's layout, so that torchvision state dicts map 1:1 by name:
+// features.0 ... features.28, avgpool (adaptive 7x7), classifier.0 (fc6) and classifier.3 (fc7).
+// The last classifier layer (fc8) is left out: the output is the 4096-d fc7 embedding.
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace video_rnn {
+
+constexpr int64_t kEmbeddingSize = 4096;
+constexpr int64_t kMinFrameSize = 32;  // five 2x2 max-pools need at least 32 px
+// VGG16 has 16 weight layers; fc8 is removed, so 15 remain in the backbone.
+constexpr int64_t kBackboneWeightLayers = 15;
+constexpr int64_t kMaxTrainableBackboneLayers = 16;
+
+struct Vgg16Impl : torch::nn::Module {
+  Vgg16Impl();
+
+  // x: float [N, 3, H, W], normalised. Returns fc7 activations [N, 4096].
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // torchvision's initialisation: kaiming-normal (fan_out) convolutions, N(0, 0.01) linears.
+  void reset_parameters();
+
+  // Weight layers from the top (fc7 first), by module name, e.g. "classifier.3", "features.28".
+  std::vector<std::string> weight_layers_from_top() const;
+
+  // Makes the top `count` weight layers trainable (requires_grad) and the rest frozen.
+  // Dropout layers follow the weight layer they come right after, so that a frozen layer's
+  // output stays deterministic; `training` says whether trainable layers run in train mode.
+  void set_trainable_layers(int64_t count);
+  void apply_modes(bool training);
+  int64_t trainable_layers() const { return trainable_layers_; }
+
+  torch::nn::Sequential features{nullptr};
+  torch::nn::AdaptiveAvgPool2d avgpool{nullptr};
+  torch::nn::Sequential classifier{nullptr};
+
+ private:
+  int64_t trainable_layers_ = 0;
+};
+TORCH_MODULE(Vgg16);
+
+}  // namespace video_rnn

@@ -1,0 +1,13 @@
+// Facts about the model shared by validation, checkpoints and the CLI.
+
+/** fc7 width of VGG16. */
+export const EMBEDDING_SIZE = 4096;
+/** Five 2x2 max-pools need at least 32 px. */
+export const MIN_FRAME_SIZE = 32;
+/**
+ * VGG16 has 16 weight layers; fc8 is removed, so 15 remain in the backbone. 16 is accepted and
+ * means "all of them", like 15.
+ */
+export const MAX_TRAINABLE_BACKBONE_LAYERS = 16;
+export const CHECKPOINT_FORMAT = 'video-rnn';
+export const CHECKPOINT_VERSION = '1';

@@ -1,0 +1,16 @@
+export { VideoRNN } from './model';
+export type { Prediction, ModelStats } from './model';
+export type { VideoRNNOptions, ModelConfig, Sampling, Device, Precision } from './options';
+export type { TrainOptions, FineTuneOptions, TrainReport, EpochReport, ProgressEvent } from './training';
+export type { EvalReport } from './metrics';
+export type { VideoInput } from './inputs';
+export type { Clip, HostTensor, TensorMap } from './clip';
+export { VideoRNNError } from './errors';
+export type { ErrorCode } from './errors';
+export { backendInfo } from './backend';
+export type { BackendInfo } from './backend';
+export { decodeVideo, probeVideo } from './video';
+export type { DecodeOptions, VideoInfo } from './video';
+export { VideoFolderDataset, ManifestDataset, FileDataset, SubsetDataset, split, makeSyntheticDataset } from './data';
+export type { Dataset, Sample, VideoSource } from './data';
+export { loadBackboneWeights, readSafetensors, writeSafetensors, readTorchFile } from './weights';

@@ -1,0 +1,225 @@
+// The public model: create, load, save, predict, embed, evaluate, train, fineTune, dispose.
+// Calls on one model run one at a time, in call order (a queue): a predict issued while training
+// runs waits until training has finished.
+import type { Clip } from './clip';
+import { checkCheckpointTensors, readCheckpoint, toNativeTensors, writeCheckpoint } from './checkpoint';
+import { VideoRNNError, checkInteger, checkString, invalidArgument } from './errors';
+import { DecodeSpec, VideoInput, chunk, groupBySize, nativeClip, pipelined, toClip } from './inputs';
+import { EvalReport, topIndices } from './metrics';
+import { NativeModel, addon, callNative } from './native';
+import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './options';
+import { FineTuneOptions, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
+import type { Dataset } from './data';
+import { loadBackboneWeights } from './weights';
+
+export interface Prediction {
+  label: string;
+  index: number;
+  score: number;
+  probabilities: Record<string, number>;
+  topK: { label: string; score: number }[];
+}
+
+export interface ModelStats {
+  framesEmbedded: number;
+  embeddingCacheHits: number;
+  videosDecoded: number;
+}
+
+let warnedRandomInit = false;
+
+function disposedError(): VideoRNNError {
+  return new VideoRNNError('E_DISPOSED', 'this model has been disposed');
+}
+
+function asInputs(input: VideoInput | VideoInput[]): VideoInput[] {
+  const inputs = Array.isArray(input) ? input : [input];
+  if (inputs.length === 0) throw invalidArgument('input', 'at least one path or Clip', input);
+  return inputs;
+}
+
+export class VideoRNN {
+  readonly config: ModelConfig;
+  readonly device: string;
+  private native: NativeModel | undefined;
+  private tail: Promise<unknown> = Promise.resolve();
+  private decoded = 0;
+
+  private constructor(native: NativeModel, config: ModelConfig, device: string) {
+    this.native = native;
+    this.config = config;
+    this.device = device;
+  }
+
+  static async create(options: VideoRNNOptions): Promise<VideoRNN> {
+    const config = resolveConfig(options);
+    const model = await VideoRNN.build(config, options);
+    if (options.backboneWeights !== undefined) {
+      const tensors = await loadBackboneWeights(checkString('backboneWeights', options.backboneWeights));
+      await callNative(() => model.live().loadState(toNativeTensors(tensors), 'embedding.', true));
+    } else if (!warnedRandomInit) {
+      warnedRandomInit = true;
+      process.emitWarning('VideoRNN: no backboneWeights given; VGG16 starts from random weights.', { code: 'VIDEO_RNN_RANDOM_BACKBONE' });
+    }
+    return model;
+  }
+
+  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB'> = {}): Promise<VideoRNN> {
+    const { config: stored, tensors } = await readCheckpoint(checkString('path', path));
+    let config: ModelConfig;
+    try {
+      config = resolveConfig(stored as VideoRNNOptions);
+    } catch (error) {
+      throw new VideoRNNError('E_CHECKPOINT', `${path} has an invalid config: ${(error as Error).message}`, { cause: error });
+    }
+    const model = await VideoRNN.build(config, options);
+    try {
+      checkCheckpointTensors(path, tensors, model.live().shapes());
+      await callNative(() => model.live().loadState(toNativeTensors(tensors), '', true));
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
+  }
+
+  private static async build(config: ModelConfig, options: Partial<VideoRNNOptions>): Promise<VideoRNN> {
+    const info = addon().backendInfo();
+    const backend = resolveBackend(options.device, options.precision, { available: info.cuda, devices: info.cudaDevices });
+    const cacheMB = options.cacheMB === undefined ? 1024 : checkInteger('cacheMB', options.cacheMB, 0, 1 << 24);
+    const native = await callNative(() => addon().createModel({
+      classes: config.classes.length,
+      hiddenSize: config.hiddenSize,
+      numLayers: config.numLayers,
+      bidirectional: config.bidirectional,
+      headSize: config.headSize,
+      dropout: config.dropout,
+      device: backend.device,
+      precision: backend.precision,
+      seed: options.seed === undefined ? -1 : checkInteger('seed', options.seed, 0, 2 ** 52),
+      threads: options.threads === undefined ? 0 : checkInteger('threads', options.threads, 1, 1024),
+      cacheBytes: cacheMB * 1024 * 1024,
+    }));
+    await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
+    return new VideoRNN(native, config, backend.device);
+  }
+
+  get classes(): string[] {
+    return [...this.config.classes];
+  }
+
+  get stats(): ModelStats {
+    const counters = this.native?.counters();
+    return { framesEmbedded: counters?.framesEmbedded ?? 0, embeddingCacheHits: counters?.cacheHits ?? 0, videosDecoded: this.decoded };
+  }
+
+  /** Frees the weights now; calls already running finish first, later calls reject with E_DISPOSED. */
+  dispose(): void {
+    this.native?.dispose();
+    this.native = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  private live(): NativeModel {
+    if (!this.native) throw disposedError();
+    return this.native;
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.native) return Promise.reject(disposedError());
+    const result = this.tail.then(() => {
+      if (!this.native) throw disposedError();
+      return work();
+    });
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private decodeSpec(signal?: AbortSignal): DecodeSpec {
+    return { frameSize: this.config.frameSize, sampling: this.config.sampling, signal, onDecoded: () => { this.decoded += 1; } };
+  }
+
+  private host(): TrainingHost {
+    return { native: this.live(), config: this.config, decode: (signal) => this.decodeSpec(signal), save: (path) => this.writeTo(path) };
+  }
+
+  private async writeTo(path: string): Promise<void> {
+    const tensors = await callNative(() => this.live().getState());
+    await writeCheckpoint(path, tensors, this.config);
+  }
+
+  save(path: string): Promise<void> {
+    checkString('path', path);
+    return this.enqueue(() => this.writeTo(path));
+  }
+
+  predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Prediction[]> {
+    const inputs = asInputs(input);
+    const topK = checkInteger('topK', options.topK ?? 5, 1, this.config.classes.length * 1000);
+    const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
+    return this.enqueue(async () => {
+      const probabilities = await this.forEachBatch(inputs, batchSize, (clips) => this.live().predict(clips.map((clip) => nativeClip(clip))));
+      return probabilities.map((row) => this.prediction(row, topK));
+    });
+  }
+
+  embed(input: VideoInput | VideoInput[]): Promise<Float32Array[]> {
+    const inputs = asInputs(input);
+    return this.enqueue(async () => {
+      const spec = this.decodeSpec();
+      const out: Float32Array[] = [];
+      await pipelined(chunk(inputs, 8), (batch) => Promise.all(batch.map((item, index) => toClip(item, spec, `input[${index}]`))),
+        async (clips) => { out.push(...await callNative(() => this.live().embed(clips.map((clip) => nativeClip(clip))))); });
+      return out;
+    });
+  }
+
+  evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<EvalReport> {
+    const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
+    return this.enqueue(() => evaluateDataset(this.host(), data, { batchSize, signal: options.signal, cacheEmbeddings: true }));
+  }
+
+  train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {
+    return this.enqueue(() => runTraining(this.host(), data, options, this.config.trainableBackboneLayers));
+  }
+
+  /** Trains with the top `trainableBackboneLayers` VGG16 layers unfrozen, at their own learning rate. */
+  fineTune(data: Dataset, options: FineTuneOptions): Promise<TrainReport> {
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object with trainableBackboneLayers', options);
+    return this.enqueue(() => runTraining(this.host(), data, options, options.trainableBackboneLayers));
+  }
+
+  /** Decodes and runs batches of same-sized clips; returns one probability row per input, in input order. */
+  private async forEachBatch(inputs: VideoInput[], batchSize: number,
+    run: (clips: Clip[]) => Promise<{ probabilities: Float32Array; classes: number }>): Promise<Float32Array[]> {
+    const spec = this.decodeSpec();
+    const rows: Float32Array[] = new Array(inputs.length);
+    const positions = inputs.map((_, index) => index);
+    await pipelined(chunk(positions, batchSize),
+      (batch) => Promise.all(batch.map(async (position) => ({ position, clip: await toClip(inputs[position], spec, `input[${position}]`) }))),
+      async (decoded) => {
+        for (const group of groupBySize(decoded)) {
+          const result = await callNative(() => run(group.map((item) => item.clip)));
+          group.forEach((item, row) => { rows[item.position] = result.probabilities.slice(row * result.classes, (row + 1) * result.classes); });
+        }
+      });
+    return rows;
+  }
+
+  private prediction(row: Float32Array, topK: number): Prediction {
+    const classes = this.config.classes;
+    const ranked = topIndices(row, Math.min(topK, classes.length));
+    const probabilities: Record<string, number> = {};
+    classes.forEach((label, index) => { probabilities[label] = row[index]; });
+    return {
+      label: classes[ranked[0]],
+      index: ranked[0],
+      score: row[ranked[0]],
+      probabilities,
+      topK: ranked.map((index) => ({ label: classes[index], score: row[index] })),
+    };
+  }
+}

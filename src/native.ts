@@ -1,0 +1,145 @@
+// The one file that loads the addon and declares its typed surface. Everything else in src/
+// talks to this declaration, never to the .node file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ErrorCode, VideoRNNError } from './errors';
+
+export interface NativeConfig {
+  classes: number;
+  hiddenSize?: number;
+  numLayers?: number;
+  bidirectional?: boolean;
+  headSize?: number;
+  dropout?: number;
+  device?: string;
+  precision?: 'fp32' | 'bf16' | 'fp16';
+  seed?: number;
+  threads?: number;
+  chunkFrames?: number;
+  cacheBytes?: number;
+  channelsLast?: boolean;
+}
+
+/** One clip of a batch: RGB24 frames, or only a cache key whose embeddings are cached. */
+export interface NativeClip {
+  data?: Uint8Array;
+  frames?: number;
+  height?: number;
+  width?: number;
+  cacheKey?: string;
+  store?: boolean;
+}
+
+export interface NativeBatchResult {
+  probabilities: Float32Array; // [clips, classes], row-major, caller's order
+  classes: number;
+  loss: number;
+  stepped: boolean;
+}
+
+export interface NativeTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface NativeTrainSettings {
+  optimizer?: 'adam' | 'sgd';
+  learningRate?: number;
+  backboneLearningRate?: number;
+  weightDecay?: number;
+  momentum?: number;
+  trainableBackboneLayers?: number;
+}
+
+export interface NativeCounters {
+  framesEmbedded: number;
+  cacheHits: number;
+  cacheEntries: number;
+  cacheBytes: number;
+}
+
+export interface NativeModel {
+  predict(clips: NativeClip[]): Promise<NativeBatchResult>;
+  evaluate(clips: NativeClip[], labels: number[]): Promise<NativeBatchResult>;
+  trainStep(clips: NativeClip[], labels: number[]): Promise<NativeBatchResult>;
+  embed(clips: NativeClip[]): Promise<Float32Array[]>;
+  configureTraining(settings: NativeTrainSettings): Promise<void>;
+  getState(): Promise<NativeTensor[]>;
+  shapes(): { name: string; shape: number[] }[];
+  loadState(tensors: NativeTensor[], prefix: string, requireAll: boolean): Promise<void>;
+  fingerprint(): Promise<string>;
+  isCached(key: string): boolean;
+  clearCache(): void;
+  counters(): NativeCounters;
+  dispose(): void;
+  device(): string;
+}
+
+export interface NativeBackendInfo {
+  torchVersion: string;
+  cuda: boolean;
+  cudaDevices: number;
+  threads: number;
+}
+
+interface Addon {
+  createModel(config: NativeConfig): Promise<NativeModel>;
+  backendInfo(): NativeBackendInfo;
+}
+
+const packageRoot = path.resolve(__dirname, '..');
+
+/** Where the addon may be: an explicit path, the cmake-js build, then the node-gyp build. */
+export function addonCandidates(): string[] {
+  const candidates = [
+    path.join(packageRoot, 'build-cmake', 'Release', 'video_rnn.node'),
+    path.join(packageRoot, 'build', 'Release', 'video_rnn.node'),
+  ];
+  return process.env.VIDEO_RNN_ADDON ? [path.resolve(process.env.VIDEO_RNN_ADDON)] : candidates;
+}
+
+let loaded: Addon | undefined;
+
+export function addon(): Addon {
+  if (loaded) return loaded;
+  const found = addonCandidates().find((candidate) => fs.existsSync(candidate));
+  if (!found) {
+    throw new VideoRNNError('E_NATIVE',
+      `The video-rnn native addon is not built (looked for ${addonCandidates().join(', ')}). ` +
+      'Run `npm rebuild video-rnn` (or `npm run build:native` in the repository); it needs LibTorch.');
+  }
+  try {
+    loaded = require(found) as Addon;
+  } catch (error) {
+    throw new VideoRNNError('E_NATIVE', `Could not load the native addon ${found}: ${(error as Error).message}`, { cause: error });
+  }
+  return loaded;
+}
+
+/** The path of the addon that was loaded, for diagnostics. */
+export function addonPath(): string | undefined {
+  return addonCandidates().find((candidate) => fs.existsSync(candidate));
+}
+
+const nativeCodes = new Set<string>(['E_INVALID_ARGUMENT', 'E_DISPOSED', 'E_NATIVE']);
+
+/** A native failure as a VideoRNNError, keeping the caller's stack rather than the native one. */
+export function fromNative(error: unknown, callerStack?: string): VideoRNNError {
+  if (error instanceof VideoRNNError) return error;
+  const raw = error as { code?: string; message?: string };
+  const code = (raw?.code && nativeCodes.has(raw.code) ? raw.code : 'E_NATIVE') as ErrorCode;
+  const converted = new VideoRNNError(code, raw?.message ?? String(error), { cause: error });
+  if (callerStack) converted.stack = `${converted.name}: ${converted.message}\n${callerStack.split('\n').slice(1).join('\n')}`;
+  return converted;
+}
+
+/** Runs a native call, turning synchronous throws and rejections alike into VideoRNNErrors. */
+export async function callNative<T>(run: () => Promise<T> | T): Promise<T> {
+  const callerStack = new Error().stack;
+  try {
+    return await run();
+  } catch (error) {
+    throw fromNative(error, callerStack);
+  }
+}

@@ -1,0 +1,272 @@
+// Epochs, batching, shuffling, prefetch, progress, abort and validation, in TypeScript; one native
+// call does one batch step. With a frozen backbone, embeddings are cached per sample so that later
+// epochs neither decode nor run the CNN.
+import { MetricsAccumulator, EvalReport } from './metrics';
+import { VideoRNNError, checkInteger, checkNumber, invalidArgument, throwIfAborted } from './errors';
+import { DecodeSpec, chunk, nativeClip, pipelined, toClip } from './inputs';
+import { NativeClip, NativeModel, callNative } from './native';
+import type { ModelConfig } from './options';
+import { MAX_TRAINABLE_BACKBONE_LAYERS } from './constants';
+import { Dataset, split } from './data';
+import { createRandom, shuffleInPlace } from './data/random';
+
+export interface ProgressEvent {
+  phase: 'train' | 'validate' | 'evaluate';
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  accuracy: number;
+  samplesPerSecond: number;
+  eta: number; // seconds left in the whole run (train) or in this pass (validate/evaluate)
+}
+
+export interface TrainOptions {
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  optimizer?: 'adam' | 'sgd';
+  weightDecay?: number;
+  validation?: Dataset | number;
+  shuffle?: boolean;
+  seed?: number;
+  signal?: AbortSignal;
+  cacheEmbeddings?: boolean;
+  onProgress?: (event: ProgressEvent) => void;
+  checkpoint?: { path: string; everyEpochs?: number };
+}
+
+export interface FineTuneOptions extends TrainOptions {
+  trainableBackboneLayers: number;
+  backboneLearningRate?: number;
+}
+
+export interface EpochReport {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  seconds: number;
+  validation?: { loss: number; accuracy: number };
+}
+
+export interface TrainReport {
+  epochs: EpochReport[];
+  loss: number;
+  accuracy: number;
+  validation?: EvalReport;
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+/** What the training loop needs from a model. */
+export interface TrainingHost {
+  native: NativeModel;
+  config: ModelConfig;
+  decode(signal?: AbortSignal): DecodeSpec;
+  save(path: string): Promise<void>;
+}
+
+function checkDataset(data: Dataset, config: ModelConfig, name: string): void {
+  if (typeof data !== 'object' || data === null || typeof data.sample !== 'function' || !Number.isInteger(data.size)) {
+    throw invalidArgument(name, 'a Dataset', data);
+  }
+  if (data.size < 1) throw new VideoRNNError('E_INVALID_ARGUMENT', `${name} is empty`);
+  const same = data.classes.length === config.classes.length && data.classes.every((label, index) => label === config.classes[index]);
+  if (!same) {
+    throw new VideoRNNError('E_INVALID_ARGUMENT',
+      `${name} has classes [${data.classes.join(', ')}] but the model has [${config.classes.join(', ')}] (same names, same order)`);
+  }
+}
+
+/** Cache keys tie embeddings to the sample, how it was decoded, and the backbone's weights. */
+function cacheKeyer(config: ModelConfig, fingerprint: string): (id: string) => string {
+  const decoding = JSON.stringify({ frameSize: config.frameSize, sampling: config.sampling });
+  return (id) => `${id}\u0000${decoding}\u0000${fingerprint}`;
+}
+
+interface PreparedBatch {
+  clips: NativeClip[];
+  labels: number[];
+}
+
+async function prepareBatch(host: TrainingHost, data: Dataset, indices: number[], spec: DecodeSpec,
+  keyOf: ((id: string) => string) | undefined): Promise<PreparedBatch> {
+  const samples = indices.map((index) => data.sample(index));
+  const clips = await Promise.all(samples.map(async (sample) => {
+    const key = keyOf?.(sample.id);
+    if (key !== undefined && host.native.isCached(key)) return { cacheKey: key };
+    const clip = await toClip(sample.source, spec, `sample ${sample.id}`);
+    return nativeClip(clip, key, key !== undefined);
+  }));
+  for (const sample of samples) {
+    if (!Number.isInteger(sample.label) || sample.label < 0 || sample.label >= host.config.classes.length) {
+      throw new VideoRNNError('E_INVALID_ARGUMENT', `sample ${sample.id} has label ${sample.label}, outside the model's classes`);
+    }
+  }
+  return { clips, labels: samples.map((sample) => sample.label) };
+}
+
+export interface EvaluateSettings {
+  batchSize: number;
+  signal?: AbortSignal;
+  cacheEmbeddings: boolean;
+  fingerprint?: string;
+  onProgress?: (event: ProgressEvent) => void;
+  phase?: 'validate' | 'evaluate';
+  epoch?: number;
+  epochs?: number;
+}
+
+export async function evaluateDataset(host: TrainingHost, data: Dataset, settings: EvaluateSettings): Promise<EvalReport> {
+  checkDataset(data, host.config, 'data');
+  const frozen = host.config.trainableBackboneLayers === 0;
+  let keyOf: ((id: string) => string) | undefined;
+  if (settings.cacheEmbeddings && frozen) {
+    keyOf = cacheKeyer(host.config, settings.fingerprint ?? await callNative(() => host.native.fingerprint()));
+  }
+  const metrics = new MetricsAccumulator(host.config.classes);
+  const batches = chunk(Array.from({ length: data.size }, (_, index) => index), settings.batchSize);
+  const spec = host.decode(settings.signal);
+  const started = performance.now();
+  let done = 0;
+  await pipelined(batches, (indices) => prepareBatch(host, data, indices, spec, keyOf), async (batch, index) => {
+    throwIfAborted(settings.signal, 'evaluation');
+    const result = await callNative(() => host.native.evaluate(batch.clips, batch.labels));
+    metrics.add(result.probabilities, batch.labels, result.loss);
+    done += batch.labels.length;
+    const report = metrics.report();
+    const rate = done / ((performance.now() - started) / 1000);
+    settings.onProgress?.({ phase: settings.phase ?? 'evaluate', epoch: settings.epoch ?? 0, epochs: settings.epochs ?? 0,
+      batch: index + 1, batches: batches.length, loss: report.loss, accuracy: report.accuracy,
+      samplesPerSecond: rate, eta: (data.size - done) / rate });
+  });
+  return metrics.report();
+}
+
+interface ResolvedTraining {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  backboneLearningRate: number;
+  optimizer: 'adam' | 'sgd';
+  weightDecay: number;
+  shuffle: boolean;
+  seed: number;
+  cacheEmbeddings: boolean;
+  everyEpochs: number;
+}
+
+function resolveTraining(options: TrainOptions & Partial<FineTuneOptions>): ResolvedTraining {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object', options);
+  const learningRate = checkNumber('learningRate', options.learningRate ?? 1e-3, 0, 10);
+  const optimizer = options.optimizer ?? 'adam';
+  if (optimizer !== 'adam' && optimizer !== 'sgd') throw invalidArgument('optimizer', "'adam' or 'sgd'", optimizer);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress', 'a function', options.onProgress);
+  if (options.checkpoint !== undefined && (typeof options.checkpoint !== 'object' || typeof options.checkpoint.path !== 'string')) {
+    throw invalidArgument('checkpoint', 'an object { path, everyEpochs? }', options.checkpoint);
+  }
+  return {
+    epochs: checkInteger('epochs', options.epochs ?? 10, 1, 1_000_000),
+    batchSize: checkInteger('batchSize', options.batchSize ?? 8, 1, 1024),
+    learningRate,
+    backboneLearningRate: checkNumber('backboneLearningRate', options.backboneLearningRate ?? learningRate / 10, 0, 10),
+    optimizer,
+    weightDecay: checkNumber('weightDecay', options.weightDecay ?? 0, 0, 10),
+    shuffle: options.shuffle ?? true,
+    seed: checkInteger('seed', options.seed ?? 0, 0, 2 ** 32 - 1),
+    cacheEmbeddings: options.cacheEmbeddings ?? true,
+    everyEpochs: checkInteger('checkpoint.everyEpochs', options.checkpoint?.everyEpochs ?? 1, 1, 1_000_000),
+  };
+}
+
+export async function runTraining(host: TrainingHost, data: Dataset, options: TrainOptions & Partial<FineTuneOptions>,
+  trainableLayers: number): Promise<TrainReport> {
+  const settings = resolveTraining(options);
+  checkInteger('trainableBackboneLayers', trainableLayers, 0, MAX_TRAINABLE_BACKBONE_LAYERS);
+  checkDataset(data, host.config, 'data');
+  let train = data;
+  let validation: Dataset | undefined;
+  if (typeof options.validation === 'number') {
+    const parts = split(data, checkNumber('validation', options.validation, 0.000001, 0.999999), settings.seed);
+    ({ train, validation } = parts);
+  } else if (options.validation !== undefined) {
+    validation = options.validation;
+    checkDataset(validation, host.config, 'validation');
+  }
+  const signal = options.signal;
+  throwIfAborted(signal, 'training');
+  const native = host.native;
+  await callNative(() => native.configureTraining({ optimizer: settings.optimizer, learningRate: settings.learningRate,
+    backboneLearningRate: settings.backboneLearningRate, weightDecay: settings.weightDecay, trainableBackboneLayers: trainableLayers }));
+  try {
+    return await trainEpochs(host, train, validation, settings, trainableLayers, options);
+  } finally {
+    // A fine-tune unfreezes layers for its own run only; the model goes back to its configured state.
+    if (trainableLayers !== host.config.trainableBackboneLayers) {
+      await callNative(() => native.configureTraining({ optimizer: settings.optimizer, learningRate: settings.learningRate,
+        weightDecay: settings.weightDecay, trainableBackboneLayers: host.config.trainableBackboneLayers })).catch(() => undefined);
+    }
+  }
+}
+
+async function trainEpochs(host: TrainingHost, train: Dataset, validation: Dataset | undefined, settings: ResolvedTraining,
+  trainableLayers: number, options: TrainOptions): Promise<TrainReport> {
+  const { signal, onProgress } = options;
+  const native = host.native;
+  const caching = settings.cacheEmbeddings && trainableLayers === 0;
+  const fingerprint = caching ? await callNative(() => native.fingerprint()) : undefined;
+  const keyOf = fingerprint !== undefined ? cacheKeyer(host.config, fingerprint) : undefined;
+  const random = createRandom(settings.seed);
+  const spec = host.decode(signal);
+  const order = Array.from({ length: train.size }, (_, index) => index);
+  const epochs: EpochReport[] = [];
+  const runStarted = performance.now();
+  let samplesDone = 0;
+  let lastValidation: EvalReport | undefined;
+  for (let epoch = 1; epoch <= settings.epochs; epoch += 1) {
+    if (settings.shuffle) shuffleInPlace(order, random);
+    const batches = chunk(order, settings.batchSize);
+    const epochStarted = performance.now();
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    await pipelined(batches, (indices) => prepareBatch(host, train, indices, spec, keyOf), async (batch, index) => {
+      throwIfAborted(signal, 'training');
+      const result = await callNative(() => native.trainStep(batch.clips, batch.labels));
+      if (!result.stepped || !Number.isFinite(result.loss)) {
+        throw new VideoRNNError('E_NON_FINITE_LOSS',
+          `the loss became ${result.loss} at epoch ${epoch}, batch ${index + 1} of ${batches.length}; ` +
+          'the weights were left as they were before that batch (try a lower learningRate)');
+      }
+      const count = batch.labels.length;
+      lossSum += result.loss * count;
+      batch.labels.forEach((label, row) => {
+        const scores = result.probabilities.subarray(row * result.classes, (row + 1) * result.classes);
+        let best = 0;
+        for (let c = 1; c < scores.length; c += 1) if (scores[c] > scores[best]) best = c;
+        if (best === label) correct += 1;
+      });
+      seen += count;
+      samplesDone += count;
+      const rate = samplesDone / ((performance.now() - runStarted) / 1000);
+      onProgress?.({ phase: 'train', epoch, epochs: settings.epochs, batch: index + 1, batches: batches.length,
+        loss: lossSum / seen, accuracy: correct / seen, samplesPerSecond: rate,
+        eta: (settings.epochs * train.size - samplesDone) / rate });
+      throwIfAborted(signal, 'training');
+    });
+    const report: EpochReport = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - epochStarted) / 1000 };
+    if (validation) {
+      lastValidation = await evaluateDataset(host, validation, { batchSize: settings.batchSize, signal, cacheEmbeddings: caching,
+        fingerprint, onProgress, phase: 'validate', epoch, epochs: settings.epochs });
+      report.validation = { loss: lastValidation.loss, accuracy: lastValidation.accuracy };
+    }
+    epochs.push(report);
+    if (options.checkpoint && (epoch % settings.everyEpochs === 0 || epoch === settings.epochs)) {
+      await host.save(options.checkpoint.path);
+    }
+  }
+  const seconds = (performance.now() - runStarted) / 1000;
+  const last = epochs[epochs.length - 1];
+  return { epochs, loss: last.loss, accuracy: last.accuracy, validation: lastValidation, seconds, samplesPerSecond: samplesDone / seconds };
+}

@@ -1,0 +1,5 @@
+export { decodeVideo, probeVideo, decodeConcurrency } from './decode';
+export type { DecodeOptions, ProbeOptions } from './sampling';
+export type { VideoInfo } from './probe';
+export { ffmpegPath, ffprobePath, locateFfmpeg, setFfmpegPath } from './ffmpeg';
+export type { FfmpegBinaries, FfmpegPathOptions, FfmpegSource } from './ffmpeg';
