@@ -151,12 +151,12 @@ export class VideoRNN {
     await writeCheckpoint(path, tensors, this.config);
   }
 
-  save(path: string): Promise<void> {
+  async save(path: string): Promise<void> {
     checkString('path', path);
     return this.enqueue(() => this.writeTo(path));
   }
 
-  predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Prediction[]> {
+  async predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Prediction[]> {
     const inputs = asInputs(input);
     const topK = checkInteger('topK', options.topK ?? 5, 1, this.config.classes.length * 1000);
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
@@ -166,7 +166,7 @@ export class VideoRNN {
     });
   }
 
-  embed(input: VideoInput | VideoInput[]): Promise<Float32Array[]> {
+  async embed(input: VideoInput | VideoInput[]): Promise<Float32Array[]> {
     const inputs = asInputs(input);
     return this.enqueue(async () => {
       const spec = this.decodeSpec();
@@ -177,17 +177,17 @@ export class VideoRNN {
     });
   }
 
-  evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<EvalReport> {
+  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<EvalReport> {
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
     return this.enqueue(() => evaluateDataset(this.host(), data, { batchSize, signal: options.signal, cacheEmbeddings: true }));
   }
 
-  train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {
+  async train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {
     return this.enqueue(() => runTraining(this.host(), data, options, this.config.trainableBackboneLayers));
   }
 
   /** Trains with the top `trainableBackboneLayers` VGG16 layers unfrozen, at their own learning rate. */
-  fineTune(data: Dataset, options: FineTuneOptions): Promise<TrainReport> {
+  async fineTune(data: Dataset, options: FineTuneOptions): Promise<TrainReport> {
     if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object with trainableBackboneLayers', options);
     return this.enqueue(() => runTraining(this.host(), data, options, options.trainableBackboneLayers));
   }

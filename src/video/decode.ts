@@ -22,6 +22,15 @@ export function decodeConcurrency(limit?: number): number {
   return slots.limit;
 }
 
+/**
+ * Errors raised in process callbacks carry a stack of event-loop frames only. Re-creating them here,
+ * inside the awaited call, gives a stack that leads back to the caller's own code.
+ */
+function withCallerStack(error: unknown): unknown {
+  if (!(error instanceof VideoRNNError)) return error;
+  return new VideoRNNError(error.code, error.message, { cause: error.cause });
+}
+
 /** Milliseconds left before a deadline, or the fallback when the caller set none. */
 class Budget {
   private readonly deadline: number | null;
@@ -122,6 +131,8 @@ export async function decodeVideo(path: string, options?: DecodeOptions): Promis
       }
     }
     return { data: pass.clip.data, frames: pass.clip.frames, height: geometry.height, width: geometry.width };
+  } catch (error) {
+    throw withCallerStack(error);
   } finally {
     release();
   }
@@ -141,6 +152,8 @@ export async function probeVideo(path: string, options?: ProbeOptions): Promise<
       signal: settings.signal, timeoutMs: settings.timeout ?? defaultProbeTimeout,
     });
     return { duration: stream.duration, fps: stream.fps, width: stream.width, height: stream.height, frames: stream.frames };
+  } catch (error) {
+    throw withCallerStack(error);
   } finally {
     release();
   }

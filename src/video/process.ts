@@ -71,6 +71,8 @@ function seconds(milliseconds: number): string {
  */
 class Supervisor {
   stopError: VideoRNNError | null = null;
+  /** Called after a stop, for callers that may already be waiting on something other than the exit. */
+  onStop: () => void = () => undefined;
   private child: ChildProcess | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
@@ -93,6 +95,7 @@ class Supervisor {
   stop(error: VideoRNNError): void {
     if (this.stopError === null) this.stopError = error;
     this.child?.kill('SIGKILL');
+    this.onStop();
   }
 
   /** Resolves once the child is gone, so a caller that sees the promise settle sees no process left. */
@@ -148,6 +151,7 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
           { cause }));
       });
     };
+    supervisor.onStop = settle;
 
     let target: string | Writable;
     if ('onData' in job.output) {
@@ -176,7 +180,8 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
       const command = fluentFfmpeg({ stdoutLines: keptStderrLines })
         .setFfmpegPath(job.binary)
         .input(job.input)
-        // Spread arguments: given a single array, fluent-ffmpeg splits any element holding one space.
+        // Spread arguments (every list here has two or more): given one array, fluent-ffmpeg splits
+        // any element that holds a single space into two arguments.
         .inputOptions(...job.inputOptions)
         .output(target)
         .outputOptions(...job.outputOptions);

@@ -56,9 +56,13 @@ export type WeightsFormat = 'torch-zip' | 'torch-legacy' | 'safetensors';
 
 function detectFormat(head: Uint8Array): WeightsFormat | undefined {
   if (isZipSignature(head)) return 'torch-zip';
-  if (isPickleSignature(head)) return 'torch-legacy';
+  // The legacy magic number: PROTO n, then LONG1 of 10 bytes. A safetensors header length cannot
+  // start with these four bytes without exceeding 100 MB, so the two never collide.
+  if (isPickleSignature(head) && head[2] === 0x8a && head[3] === 0x0a) return 'torch-legacy';
   // safetensors: a header length whose JSON starts right after it.
   if (head.length >= 9 && head[8] === 0x7b) return 'safetensors';
+  // Any other pickle: let the torch reader say what is wrong with it (a foreign global, say).
+  if (isPickleSignature(head)) return 'torch-legacy';
   return undefined;
 }
 

@@ -19,9 +19,9 @@ export function asFormatError(path: string, error: unknown): unknown {
   return error;
 }
 
-// A pickle prefix may be re-read while it grows and small zip records are read twice, so reads
-// may reach twice the file size; anything beyond that means the file points at the same bytes
-// over and over, which is how a small file would otherwise make us allocate gigabytes.
+// Small records (the zip tail, directory and local headers) can be read more than once, so the
+// total may pass the file's size a little; twice the size means the file points at the same
+// bytes over and over, which is how a small file would otherwise make us allocate gigabytes.
 const READ_BUDGET_FACTOR = 2;
 const READ_BUDGET_SLACK = 1 << 20;
 // float32 output per stored byte: uint8/bool storages expand four times, nothing legitimate more.

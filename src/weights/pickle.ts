@@ -35,7 +35,7 @@ export interface PickleLimits {
 export const DEFAULT_PICKLE_LIMITS: Readonly<PickleLimits> = {
   maxMarkDepth: 256,
   maxMemo: 1_000_000,
-  maxValues: 4_000_000,
+  maxValues: 1_000_000,
 };
 
 export interface UnpickleOptions {
@@ -132,11 +132,14 @@ class Unpickler {
   }
 
   private line(): string {
-    const end = this.bytes.indexOf(0x0a, this.position);
-    if (end < 0) throw this.fail('unterminated name', true);
-    if (end - this.position > MAX_GLOBAL_NAME) throw this.fail('name too long');
-    const value = this.text(end - this.position);
-    this.position = end + 1;
+    const window = this.bytes.subarray(this.position, this.position + MAX_GLOBAL_NAME + 1);
+    const length = window.indexOf(0x0a);
+    if (length < 0) {
+      if (this.position + window.length >= this.bytes.length) throw this.fail('unterminated name', true);
+      throw this.fail('name too long');
+    }
+    const value = this.text(length);
+    this.position += 1;
     return value;
   }
 

@@ -26,7 +26,8 @@ export function isPickleSignature(head: Uint8Array): boolean {
 /**
  * Reads the tensors of a state dict saved by torch.save, in the zip format (PyTorch 1.6 and
  * later) or the legacy format (torchvision's published .pth files). Every tensor comes back as
- * a contiguous float32 copy in the dict's order.
+ * a contiguous float32 array of its own, in the dict's order. Storage locations (cpu, cuda:0)
+ * do not matter: only the bytes are read.
  */
 export async function readTorchFile(path: string): Promise<TensorMap> {
   return WeightsFile.use(path, (file) => readTorch(file));

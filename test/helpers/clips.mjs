@@ -36,3 +36,9 @@ export function maxAbsDiff(a, b) {
 
 /** Debian's python3-torch is the reference; the pyenv python on PATH has no torch. */
 export const referencePython = process.env.VIDEO_RNN_REFERENCE_PYTHON || '/usr/bin/python3';
+
+/** A float32 file as a Float32Array (copied: small Buffers share a pooled ArrayBuffer). */
+export function readFloat32(file) {
+  const bytes = fs.readFileSync(file);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}

@@ -1,0 +1,134 @@
+"""Reference outputs from Debian's torch and torchvision, for the golden tests.
+
+usage: reference.py vgg16 OUT_DIR SEED FRAMES_BIN N H W [FORMATS]
+         writes torchvision.models.vgg16() weights (seeded) in each format asked for
+         (zip, legacy, safetensors, timm; comma-separated) and fc7.bin, the float32 fc7 of the
+         frames (uint8 [N, H, W, 3]) with classifier[:-1], in eval mode
+       reference.py seed-logits CHECKPOINT FRAMES_BIN LENGTHS H W OUT_BIN
+         loads a video-rnn checkpoint into the seed's model (bugs fixed) with load_state_dict and
+         writes the logits of the clips (LENGTHS: comma-separated frame counts, in FRAMES_BIN order)
+"""
+import collections
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def read_frames(path, n, h, w):
+    data = np.fromfile(path, dtype=np.uint8).reshape(n, h, w, 3)
+    x = torch.from_numpy(data).permute(0, 3, 1, 2).float() / 255.0
+    return (x - MEAN) / STD
+
+
+def write_safetensors(path, tensors, metadata=None):
+    header, chunks, offset = {}, [], 0
+    if metadata:
+        header['__metadata__'] = metadata
+    for name, tensor in tensors.items():
+        data = tensor.detach().float().contiguous().numpy().astype('<f4').tobytes()
+        header[name] = {'dtype': 'F32', 'shape': list(tensor.shape), 'data_offsets': [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    encoded = json.dumps(header).encode('utf-8')
+    with open(path, 'wb') as out:
+        out.write(struct.pack('<Q', len(encoded)))
+        out.write(encoded)
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def read_safetensors(path):
+    with open(path, 'rb') as handle:
+        (length,) = struct.unpack('<Q', handle.read(8))
+        header = json.loads(handle.read(length))
+        data = handle.read()
+    metadata = header.pop('__metadata__', {})
+    tensors = collections.OrderedDict()
+    for name, info in header.items():
+        begin, end = info['data_offsets']
+        assert info['dtype'] == 'F32'
+        tensors[name] = torch.from_numpy(np.frombuffer(data[begin:end], dtype='<f4').copy()).view(info['shape'])
+    return tensors, metadata
+
+
+def vgg16(out_dir, seed, frames_bin, n, h, w, formats):
+    torch.manual_seed(seed)
+    model = torchvision.models.vgg16().eval()
+    state = model.state_dict()
+    if 'zip' in formats:
+        torch.save(state, f'{out_dir}/vgg16.pth')
+    if 'legacy' in formats:
+        torch.save(state, f'{out_dir}/vgg16-legacy.pth', _use_new_zipfile_serialization=False)
+    if 'safetensors' in formats:
+        write_safetensors(f'{out_dir}/vgg16.safetensors', state)
+    if 'timm' in formats:
+        timm = collections.OrderedDict((k, v) for k, v in state.items() if k.startswith('features.'))
+        timm['pre_logits.fc1.weight'] = state['classifier.0.weight'].view(4096, 512, 7, 7)
+        timm['pre_logits.fc1.bias'] = state['classifier.0.bias']
+        timm['pre_logits.fc2.weight'] = state['classifier.3.weight'].view(4096, 4096, 1, 1)
+        timm['pre_logits.fc2.bias'] = state['classifier.3.bias']
+        timm['head.fc.weight'] = state['classifier.6.weight']
+        timm['head.fc.bias'] = state['classifier.6.bias']
+        write_safetensors(f'{out_dir}/vgg16-timm.safetensors', timm)
+    with torch.no_grad():
+        x = read_frames(frames_bin, n, h, w)
+        fc7 = model.classifier[:-1](torch.flatten(model.avgpool(model.features(x)), 1))
+    fc7.numpy().astype('<f4').tofile(f'{out_dir}/fc7.bin')
+
+
+class SeedVideoRNN(torch.nn.Module):
+    """The seed's model with its three bugs fixed: cat(h_n[-2], h_n[-1]), indices kept, zero states by default."""
+
+    def __init__(self, classes, hidden, layers, bidirectional, head):
+        super().__init__()
+        vgg = torchvision.models.vgg16()
+        vgg.classifier = torch.nn.Sequential(*list(vgg.classifier.children())[:-1])
+        self.embedding = vgg
+        self.lstm = torch.nn.LSTM(4096, hidden, num_layers=layers, bidirectional=bidirectional)
+        directions = 2 if bidirectional else 1
+        self.classifier = torch.nn.Sequential(torch.nn.Linear(directions * hidden, head), torch.nn.ReLU(),
+                                              torch.nn.Linear(head, classes))
+        self.bidirectional = bidirectional
+
+    def forward(self, packed):
+        data = self.embedding(packed.data)
+        embedded = torch.nn.utils.rnn.PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
+                                                     packed.unsorted_indices)
+        _, (h_n, _) = self.lstm(embedded)
+        final = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
+        return self.classifier(final)
+
+
+def seed_logits(checkpoint, frames_bin, lengths, h, w, out_bin):
+    tensors, metadata = read_safetensors(checkpoint)
+    config = json.loads(metadata['config'])
+    model = SeedVideoRNN(len(config['classes']), config['hiddenSize'], config['numLayers'],
+                         config['bidirectional'], config['headSize']).eval()
+    model.load_state_dict(tensors, strict=True)
+    x = read_frames(frames_bin, sum(lengths), h, w)
+    clips = list(torch.split(x, lengths))
+    packed = torch.nn.utils.rnn.pack_sequence(clips, enforce_sorted=False)
+    with torch.no_grad():
+        logits = model(packed)
+    logits.numpy().astype('<f4').tofile(out_bin)
+
+
+def main(argv):
+    if argv[1] == 'vgg16':
+        formats = argv[8].split(',') if len(argv) > 8 else ['zip']
+        vgg16(argv[2], int(argv[3]), argv[4], int(argv[5]), int(argv[6]), int(argv[7]), formats)
+    elif argv[1] == 'seed-logits':
+        seed_logits(argv[2], argv[3], [int(v) for v in argv[4].split(',')], int(argv[5]), int(argv[6]), argv[7])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == '__main__':
+    main(sys.argv)

@@ -1,0 +1,73 @@
+// Golden comparisons against Debian's torchvision: the same VGG16 weights, read from each file
+// format, give the same fc7 embedding; a checkpoint loads into the seed's (fixed) PyTorch model
+// and gives the same logits.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { VideoRNN } from '../dist/index.js';
+import { makeClip, maxAbsDiff, readFloat32, referencePython, tempDir } from './helpers/clips.mjs';
+
+const size = 64;
+let dir;
+let frames;
+
+before(() => {
+  dir = tempDir();
+  frames = makeClip(3, size, 42);
+  fs.writeFileSync(path.join(dir, 'frames.bin'), frames.data);
+  execFileSync(referencePython, [path.resolve('test/helpers/reference.py'), 'vgg16', dir, '5', path.join(dir, 'frames.bin'),
+    '3', String(size), String(size), 'zip,legacy,safetensors,timm'], { stdio: 'inherit' });
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const files = {
+  'torch zip (current torch.save)': 'vgg16.pth',
+  'torch legacy (as vgg16-397923af.pth is published)': 'vgg16-legacy.pth',
+  'safetensors, torchvision names': 'vgg16.safetensors',
+  "safetensors, timm's vgg16.tv_in1k names": 'vgg16-timm.safetensors',
+};
+
+for (const [format, file] of Object.entries(files)) {
+  test(`fc7 equals torchvision's vgg16 classifier[:-1] to 1e-4: ${format}`, async () => {
+    const expected = readFloat32(path.join(dir, 'fc7.bin'));
+    const model = await VideoRNN.create({ classes: ['a', 'b'], backboneWeights: path.join(dir, file), hiddenSize: 8, frameSize: size });
+    try {
+      const [fc7] = await model.embed(frames);
+      assert.equal(fc7.length, 3 * 4096);
+      const scale = Math.max(...expected.map(Math.abs));
+      assert.ok(scale > 1e-3, 'the reference embedding is not all zeros');
+      const diff = maxAbsDiff(fc7, expected);
+      assert.ok(diff < 1e-4, `max difference ${diff} (largest value ${scale})`);
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+test("a checkpoint loads into the seed's PyTorch model (bugs fixed) and gives the same logits to 1e-4", async () => {
+  const model = await VideoRNN.create({ classes: ['a', 'b', 'c'], hiddenSize: 12, headSize: 10, frameSize: 32, seed: 9 });
+  const lengths = [2, 5, 3];
+  const clips = lengths.map((length, index) => makeClip(length, 32, 100 + index));
+  try {
+    const checkpoint = path.join(dir, 'model.safetensors');
+    await model.save(checkpoint);
+    fs.writeFileSync(path.join(dir, 'clips.bin'), Buffer.concat(clips.map((clip) => clip.data)));
+    const out = path.join(dir, 'logits.bin');
+    execFileSync(referencePython, [path.resolve('test/helpers/reference.py'), 'seed-logits', checkpoint, path.join(dir, 'clips.bin'),
+      lengths.join(','), '32', '32', out], { stdio: 'inherit' });
+    const logits = readFloat32(out);
+    // Our logits, from the probabilities: log p differs from the logits by one constant per row.
+    const predictions = await model.predict(clips, { batchSize: 3 });
+    const centre = (row) => row.map((value) => value - row.reduce((a, b) => a + b, 0) / row.length);
+    predictions.forEach((prediction, row) => {
+      const ours = centre(model.classes.map((label) => Math.log(prediction.probabilities[label])));
+      const reference = centre(Array.from(logits.subarray(row * 3, row * 3 + 3)));
+      assert.ok(Math.max(...reference.map(Math.abs)) > 1e-4, 'the reference logits are not all equal');
+      assert.ok(maxAbsDiff(ours, reference) < 1e-4, `clip ${row}: ${ours} vs ${reference}`);
+    });
+  } finally {
+    model.dispose();
+  }
+});
