@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { decodeVideo, probeVideo } from '../dist/video/index.js';
 import {
-  assertColour, colours, frameColours, lavfiColour, pixel, renderColourSegments, renderGraph, temporaryFolder,
+  assertColour, colours, frameColours, lavfiColour, nearestColour, pixel, renderColourSegments, renderGraph, runFfmpeg,
+  temporaryFolder,
 } from './helpers/media.mjs';
 
 const folder = temporaryFolder(after);
@@ -44,7 +45,8 @@ test('without options every frame comes back at its own size, colours within cod
 test('fps resamples the stream: 2 fps over 4 s gives 8 frames, two per colour', async () => {
   const clip = await decodeVideo(segments, { fps: 2 });
   assertClipShape(clip, 8, 64, 48);
-  assert.deepEqual(frameColours(clip), ['red', 'red', 'green', 'green', 'blue', 'blue', 'white', 'white']);
+  const expected = ['red', 'red', 'green', 'green', 'blue', 'blue', 'white', 'white'];
+  expected.forEach((name, frame) => assertColour(pixel(clip, frame, 32, 24), name, `frame ${frame}`));
   assert.equal((await decodeVideo(segments, { fps: 4 })).frames, 16);
   assert.equal((await decodeVideo(segments, { fps: 2.5 })).frames, 10);
 });
@@ -125,6 +127,22 @@ test('a portrait video is cropped vertically', async () => {
     if (Math.abs(y - 15) <= 3 || Math.abs(y - 75) <= 3) continue;
     assertColour(pixel(clip, 0, 45, y), y >= 15 && y < 75 ? 'white' : 'black', `row ${y}`);
   }
+});
+
+test('rotation metadata is applied: a sideways-stored video comes out upright, and probes that way', async () => {
+  // Stored 64x32 with red on the left and blue on the right, tagged as rotated by 90 degrees.
+  const stored = renderGraph(path.join(folder, 'stored.mp4'),
+    `color=c=${lavfiColour('red')}:s=64x32:r=5:d=1[base];color=c=${lavfiColour('blue')}:s=32x32:r=5:d=1[half];` +
+    '[base][half]overlay=x=32:y=0[out0]');
+  const rotated = path.join(folder, 'rotated.mp4');
+  runFfmpeg(['-i', stored, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+  const info = await probeVideo(rotated);
+  assert.deepEqual([info.width, info.height], [32, 64]);
+  const clip = await decodeVideo(rotated);
+  assertClipShape(clip, 5, 32, 64);
+  const halves = [nearestColour(pixel(clip, 0, 16, 12)), nearestColour(pixel(clip, 0, 16, 52))];
+  assert.deepEqual(halves.sort(), ['blue', 'red'], 'the left and right halves are now above each other');
+  assert.equal(nearestColour(pixel(clip, 0, 4, 12)), nearestColour(pixel(clip, 0, 28, 12)), 'each half spans the width');
 });
 
 test('a container without a frame count in its header (Matroska) is counted', async () => {

@@ -37,6 +37,8 @@ export function assertTensorsEqual(tensors, expected, label) {
     const tensor = tensors.get(name);
     assert.deepEqual(tensor.shape, shape, `${label}: shape of ${name}`);
     assert.ok(tensor.data instanceof Float32Array, `${label}: ${name} is float32`);
+    assert.ok(tensor.data.byteOffset === 0 && tensor.data.buffer.byteLength === tensor.data.byteLength,
+      `${label}: ${name} owns its whole buffer`);
     assert.equal(sha256(tensor.data), digest, `${label}: values of ${name}`);
   }
 }
@@ -66,9 +68,9 @@ export function u64(value) {
   return bytes;
 }
 
-/** A safetensors file from a header object (or raw header text) and the data bytes. */
+/** A safetensors file from a header object (or raw header text or bytes) and the data bytes. */
 export function buildSafetensors(header, data = Buffer.alloc(0), { headerLength } = {}) {
-  const json = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
+  const json = Buffer.isBuffer(header) ? header : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
   return Buffer.concat([u64(headerLength ?? json.length), json, data]);
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadBackboneWeights, readTorchFile, readWeightsFile } from '../dist/weights/index.js';
 import {
-  assertRejectsWith, assertTensorsEqual, buildTorchLegacy, buildZip, buildTorchZip, floatBytes, generate, op,
+  assertRejectsWith, assertTensorsEqual, buildSafetensors, buildTorchLegacy, buildZip, buildTorchZip, floatBytes, generate, op,
   removeDirectory, temporaryDirectory, tensorDictPickle,
 } from './weights.fixtures.mjs';
 
@@ -62,6 +62,14 @@ test('readWeightsFile tells the formats apart by content', async () => {
     assert.equal(result.format, format, name);
     assertTensorsEqual(result.tensors, manifest.expected[manifest.files[name]], name);
   }
+  // A 640-byte safetensors header starts with the bytes 0x80 0x02, like a pickle.
+  const header = Buffer.alloc(640, 0x20);
+  header.write(JSON.stringify({ only: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+  const lookalike = buildSafetensors(header, floatBytes([7]));
+  assert.deepEqual([...lookalike.subarray(0, 2)], [0x80, 0x02]);
+  const result = await readWeightsFile(write('lookalike.safetensors', lookalike));
+  assert.equal(result.format, 'safetensors');
+  assert.deepEqual([...result.tensors.get('only').data], [7]);
 });
 
 test('refuses hostile pickles, naming the global, and runs nothing', async () => {
@@ -196,4 +204,16 @@ test('hand-made files: legacy storage counts must match the pickle', async () =>
     const bytes = buildTorchLegacy(pickle, [{ key: '0', bytes: storage, count }]);
     await assertRejectsWith(readTorchFile(write('count.pth', bytes)), 'E_WEIGHTS_FORMAT', /holds \d+ elements/, `count ${count}`);
   }
+});
+
+test('hand-made files: a zip marked big-endian is byte-swapped, an unknown byte order refused', async () => {
+  const values = [1.5, -2, 3.25, 1e-3];
+  const bigEndian = Buffer.alloc(16);
+  values.forEach((value, index) => bigEndian.writeFloatBE(value, index * 4));
+  const pickle = tensorDictPickle([{ name: 'weight', key: '0', numel: 4, shape: [2, 2] }]);
+  const archive = (order) => buildZip([{ name: 'archive/data.pkl', data: pickle },
+    { name: 'archive/byteorder', data: Buffer.from(order) }, { name: 'archive/data/0', data: bigEndian }]);
+  const tensors = await readTorchFile(write('big.pth', archive('big')));
+  assert.deepEqual([...tensors.get('weight').data], values.map(Math.fround));
+  await assertRejectsWith(readTorchFile(write('middle.pth', archive('middle'))), 'E_WEIGHTS_FORMAT', /byte order/, 'middle-endian');
 });

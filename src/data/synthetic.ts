@@ -6,7 +6,8 @@ import { onAbort } from '../video/abort';
 import { locateFfmpeg } from '../video/ffmpeg';
 import { runFfmpeg } from '../video/process';
 import { Semaphore } from '../video/semaphore';
-import { FileDataset, type FileEntry, compareNames } from './dataset';
+import { type FileEntry, compareNames } from './dataset';
+import { VideoFolderDataset } from './folder';
 import { createRandom, hashSeed, randomBetween, randomInteger } from './random';
 
 /** The direction the square moves in; only the order of the frames tells them apart. */
@@ -47,7 +48,7 @@ export interface SyntheticClip {
 }
 
 /** A class-per-folder dataset of rendered clips, with the parameters each clip was drawn with. */
-export class SyntheticDataset extends FileDataset {
+export class SyntheticDataset extends VideoFolderDataset {
   constructor(root: string, classes: string[], entries: FileEntry[],
     readonly clips: readonly SyntheticClip[], readonly fps: number) {
     super(root, classes, entries);
@@ -105,8 +106,8 @@ function parseOptions(options: unknown): Settings {
 
 /**
  * One clip's parameters, from its own random stream. The square is a third of the frame and crosses
- * 55-100 % of the free width; the path lies at a random place and is mirrored between opposite
- * classes, so any single frame looks alike in every class.
+ * 55-100 % of the free width at a random place; opposite classes draw from the same paths run in
+ * reverse, so a single frame looks alike in every class and only the order of frames tells them apart.
  */
 function drawClip(settings: Settings, motion: MotionClass, index: number): Omit<SyntheticClip, 'id' | 'label'> {
   const random = createRandom(hashSeed(settings.seed, `${motion}/${index}`));
@@ -135,7 +136,7 @@ function grey(level: number): string {
 
 /**
  * The lavfi graph: a grey background and a square source, overlaid at a position linear in t.
- * Overlay positions use t rather than n because n starts at 1 in some ffmpeg versions.
+ * Positions follow t rather than the frame number n, which ffmpeg 5.1's overlay counts from 1.
  */
 function renderGraph(clip: Omit<SyntheticClip, 'id' | 'label'>, size: number, fps: number): string {
   const seconds = (clip.frames - 1) / fps;

@@ -66,24 +66,24 @@ export function assertColour(actual, name, where, tolerance = 24) {
   assert.ok(distance <= tolerance, `${where}: expected ${name} ${JSON.stringify(expected)} but got ${JSON.stringify(actual)}`);
 }
 
+/** The test colour nearest to an RGB value. */
+export function nearestColour(value) {
+  let best = null;
+  let bestDistance = Infinity;
+  for (const [name, reference] of Object.entries(colours)) {
+    const distance = Math.max(...value.map((channel, index) => Math.abs(channel - reference[index])));
+    if (distance < bestDistance) {
+      best = name;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
 /** The nearest test colour to the centre pixel of each frame. */
 export function frameColours(clip) {
-  const names = Object.keys(colours);
-  const result = [];
-  for (let frame = 0; frame < clip.frames; frame += 1) {
-    const value = pixel(clip, frame, clip.width >> 1, clip.height >> 1);
-    let best = names[0];
-    let bestDistance = Infinity;
-    for (const name of names) {
-      const distance = Math.max(...value.map((channel, index) => Math.abs(channel - colours[name][index])));
-      if (distance < bestDistance) {
-        best = name;
-        bestDistance = distance;
-      }
-    }
-    result.push(best);
-  }
-  return result;
+  return Array.from({ length: clip.frames },
+    (_, frame) => nearestColour(pixel(clip, frame, clip.width >> 1, clip.height >> 1)));
 }
 
 /** Child processes of `parentPid` (zombies included), read from /proc: [{ pid, command, state }]. */
