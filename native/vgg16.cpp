@@ -1,5 +1,8 @@
 #include "vgg16.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 
 namespace video_rnn {
@@ -8,6 +11,31 @@ namespace {
 // torchvision's configuration "D": channel counts, 0 marks a 2x2 max-pool.
 const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
                                        512, 512, 512, 0, 512, 512, 512, 0};
+
+// fc6 and fc7 are one GEMM each and memory-bound (fc6 reads 411 MB of weights per call). BLAS is
+// kept single-threaded (see native.ts: OpenBLAS's own thread pool deadlocks a fork that happens
+// while it works), so split the output features across LibTorch's intra-op threads instead.
+// Only where no gradient is recorded: the chunks run on pool threads.
+torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& linear) {
+  const auto& weight = linear.weight;
+  const auto& bias = linear.bias;
+  const int64_t threads = at::get_num_threads();
+  const bool records_grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+  if (threads <= 1 || records_grad || at::in_parallel_region()) return linear.forward(x);
+  const int64_t features = weight.size(0);
+  std::vector<torch::Tensor> parts(static_cast<size_t>(threads));
+  const int64_t step = (features + threads - 1) / threads;
+  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
+    for (int64_t part = first; part < last; ++part) {
+      const int64_t begin = part * step;
+      const int64_t length = std::min(step, features - begin);
+      if (length > 0) parts[part] = torch::addmm(bias.narrow(0, begin, length), x, weight.narrow(0, begin, length).t());
+    }
+  });
+  std::vector<torch::Tensor> present;
+  for (auto& part : parts) if (part.defined()) present.push_back(part);
+  return torch::cat(present, 1);
+}
 
 bool is_weight_layer(const std::shared_ptr<torch::nn::Module>& module) {
   return module->as<torch::nn::Conv2d>() != nullptr || module->as<torch::nn::Linear>() != nullptr;
@@ -51,8 +79,12 @@ Vgg16Impl::Vgg16Impl() {
 }
 
 torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
-  auto y = avgpool->forward(features->forward(x));
-  return classifier->forward(torch::flatten(y, 1));
+  auto y = torch::flatten(avgpool->forward(features->forward(x)), 1);
+  for (auto& layer : *classifier) {
+    auto* linear = layer.ptr()->as<torch::nn::Linear>();
+    y = linear != nullptr ? parallel_linear(y, *linear) : layer.forward(y);
+  }
+  return y;
 }
 
 void Vgg16Impl::reset_parameters() {

@@ -74,6 +74,9 @@ export interface NativeModel {
   counters(): NativeCounters;
   dispose(): void;
   device(): string;
+  joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number }): Promise<void>;
+  leaveGroup(): Promise<void>;
+  sumOverRanks(values: number[]): Promise<number[]>;
 }
 
 export interface NativeBackendInfo {
@@ -101,6 +104,22 @@ export function addonCandidates(): string[] {
 
 let loaded: Addon | undefined;
 
+/**
+ * OpenBLAS's pthread build joins its worker threads in a fork handler; a fork (every ffmpeg spawn)
+ * that lands while a BLAS call runs on a libuv thread then deadlocks the process. With one BLAS
+ * thread there is no pool to join. The native code splits the large GEMMs across LibTorch's own
+ * intra-op threads instead, so nothing is lost. Must be set before the addon loads OpenBLAS.
+ */
+function configureBlasThreads(): void {
+  if (process.env.OPENBLAS_NUM_THREADS !== '1') {
+    if (process.env.OPENBLAS_NUM_THREADS !== undefined) {
+      process.emitWarning(`video-rnn sets OPENBLAS_NUM_THREADS=1 (was ${process.env.OPENBLAS_NUM_THREADS}): ` +
+        "OpenBLAS's thread pool deadlocks when ffmpeg is spawned during a BLAS call", { code: 'VIDEO_RNN_BLAS_THREADS' });
+    }
+    process.env.OPENBLAS_NUM_THREADS = '1';
+  }
+}
+
 export function addon(): Addon {
   if (loaded) return loaded;
   const found = addonCandidates().find((candidate) => fs.existsSync(candidate));
@@ -109,6 +128,7 @@ export function addon(): Addon {
       `The video-rnn native addon is not built (looked for ${addonCandidates().join(', ')}). ` +
       'Run `npm rebuild video-rnn` (or `npm run build:native` in the repository); it needs LibTorch.');
   }
+  configureBlasThreads();
   try {
     loaded = require(found) as Addon;
   } catch (error) {
