@@ -8,6 +8,7 @@
         "native/video_rnn.cpp",
         "native/embedding_cache.cpp",
         "native/engine.cpp",
+        "native/distributed.cpp",
         "native/state.cpp",
         "native/addon/module.cc",
         "native/addon/model_wrap.cc",

@@ -183,8 +183,12 @@ BatchOutput Engine::train_step(const std::vector<ClipInput>& clips, const std::v
   out.loss = loss.item<double>();
   out.probabilities = torch::softmax(logits.detach(), 1).to(torch::kCPU);
   // A non-finite loss would poison every weight through the step: report it, change nothing.
-  if (std::isfinite(out.loss)) {
+  // In a group every rank must agree, or the others would wait forever in the gradient allreduce.
+  bool finite = std::isfinite(out.loss);
+  if (group_) finite = group_->sum({finite ? 0.0 : 1.0}).front() == 0.0;
+  if (finite) {
     loss.backward();
+    if (group_) group_->average_gradients(trainable_parameters());
     optimizer_->step();
     out.stepped = true;
   }
@@ -228,6 +232,37 @@ void Engine::configure_training(const TrainSettings& settings) {
 TrainSettings Engine::training_settings() {
   std::lock_guard<std::mutex> lock(mutex_);
   return settings_;
+}
+
+std::vector<torch::Tensor> Engine::trainable_parameters() const {
+  std::vector<torch::Tensor> parameters;
+  for (auto& p : model_->lstm->parameters()) parameters.push_back(p);
+  for (auto& p : model_->classifier->parameters()) parameters.push_back(p);
+  for (auto& p : model_->embedding->parameters()) if (p.requires_grad()) parameters.push_back(p);
+  return parameters;
+}
+
+void Engine::join_group(const DistributedConfig& config) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prepare_thread();
+  TORCH_CHECK(!group_, "this model is already in a process group");
+  auto group = std::make_unique<DataParallel>(config);
+  // Every parameter, frozen ones included: ranks may have started from different random weights.
+  group->broadcast(model_->parameters());
+  group_ = std::move(group);
+  cache_.clear();
+  rebuild_optimizer();
+}
+
+void Engine::leave_group() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  group_.reset();
+}
+
+std::vector<double> Engine::sum_over_ranks(const std::vector<double>& values) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prepare_thread();
+  return group_ ? group_->sum(values) : values;
 }
 
 void Engine::rebuild_optimizer() {

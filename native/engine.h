@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed.h"
 #include "embedding_cache.h"
 #include "state.h"
 #include "video_rnn.h"
@@ -75,6 +76,12 @@ class Engine {
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes();
   void load_state(const NamedTensors& tensors, const std::string& prefix, bool require_all);
 
+  // Joins a process group (blocks until every rank is there) and takes rank 0's parameters.
+  void join_group(const DistributedConfig& config);
+  void leave_group();
+  // Elementwise sums over the group's ranks; the values themselves when not in a group.
+  std::vector<double> sum_over_ranks(const std::vector<double>& values);
+
   // A digest of the backbone's weights: part of every embedding-cache key.
   std::string backbone_fingerprint();
   bool is_cached(const std::string& key) const { return cache_.contains(key); }
@@ -89,12 +96,14 @@ class Engine {
   torch::Tensor forward_logits(const std::vector<ClipInput>& clips, bool use_cache);
   torch::Tensor labels_tensor(const std::vector<int64_t>& labels) const;
   void rebuild_optimizer();
+  std::vector<torch::Tensor> trainable_parameters() const;
 
   EngineConfig config_;
   torch::Device device_;
   VideoRNN model_{nullptr};
   TrainSettings settings_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<DataParallel> group_;
   EmbeddingCache cache_;
   std::atomic<int64_t> frames_embedded_{0};
   std::mutex mutex_;

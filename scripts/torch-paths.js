@@ -2,6 +2,7 @@
 // Finds LibTorch for both build systems (CMakeLists.txt and binding.gyp), in the order the design
 // gives: LIBTORCH_DIR, the Python torch package's cmake prefix, then the system (libtorch-dev).
 // Usage: node scripts/torch-paths.js <cmake-prefix|include|libdirs|libs|defines|json>
+// (`include` and `defines` also say whether c10d's Gloo and NCCL process groups can be built.)
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -83,16 +84,29 @@ function describe(found) {
   const libDir = [path.join(prefix, 'lib'), path.resolve(found.configDir, '../..')]
     .find((dir) => fs.existsSync(dir) && fs.readdirSync(dir).some((name) => name.startsWith('libtorch.so')));
   if (!libDir) throw new Error(`${found.configDir} has no libtorch.so beside it.\n${HOW_TO_GET}`);
+  const hasCuda = fs.readdirSync(libDir).some((name) => name.startsWith('libtorch_cuda'));
   const config = fs.readFileSync(path.join(found.configDir, 'TorchConfig.cmake'), 'utf8');
   const abi = /_GLIBCXX_USE_CXX11_ABI=(\d)/.exec(config);
-  const hasCuda = fs.readdirSync(libDir).some((name) => name.startsWith('libtorch_cuda'));
+  // c10d's Gloo process group needs Gloo's headers (Debian: libgloo-dev; pip and LibTorch
+  // archives ship them under include/). NCCL is used only with a CUDA build whose nccl.h is found.
+  const headerDirs = [path.join(prefix, 'include'), '/usr/include', '/usr/local/include'];
+  const glooDir = headerDirs.find((dir) => fs.existsSync(path.join(dir, 'gloo', 'algorithm.h')));
+  const ncclDirs = [...headerDirs, '/usr/local/cuda/include', path.resolve(prefix, '../nvidia/nccl/include')];
+  const ncclDir = hasCuda ? ncclDirs.find((dir) => fs.existsSync(path.join(dir, 'nccl.h'))) : undefined;
+  const extraIncludes = [glooDir, ncclDir].filter((dir) => dir && !headerDirs.slice(1).includes(dir) && dir !== path.join(prefix, 'include'));
   return {
     ...found,
     prefix,
-    includeDirs: [path.join(prefix, 'include'), path.join(prefix, 'include/torch/csrc/api/include')],
+    includeDirs: [path.join(prefix, 'include'), path.join(prefix, 'include/torch/csrc/api/include'), ...extraIncludes],
     libDir,
     libs: ['torch', 'torch_cpu', 'c10', ...(hasCuda ? ['torch_cuda', 'c10_cuda'] : [])],
-    defines: abi ? [`_GLIBCXX_USE_CXX11_ABI=${abi[1]}`] : [],
+    defines: [
+      ...(abi ? [`_GLIBCXX_USE_CXX11_ABI=${abi[1]}`] : []),
+      ...(glooDir ? ['VIDEO_RNN_WITH_GLOO=1'] : []),
+      ...(ncclDir ? ['VIDEO_RNN_WITH_NCCL=1', 'USE_C10D_NCCL=1'] : []),
+    ],
+    gloo: Boolean(glooDir),
+    nccl: Boolean(ncclDir),
     cuda: hasCuda,
   };
 }

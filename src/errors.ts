@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'E_DISPOSED'
   | 'E_NATIVE'
   /** Training stopped because the loss became NaN or infinite; the weights are those before the batch. */
-  | 'E_NON_FINITE_LOSS';
+  | 'E_NON_FINITE_LOSS'
+  /** A rank of a distributed run could not rendezvous, or a peer failed or timed out. */
+  | 'E_DISTRIBUTED';
 
 export class VideoRNNError extends Error {
   readonly code: ErrorCode;

@@ -4,6 +4,7 @@ export type { VideoRNNOptions, ModelConfig, Sampling, Device, Precision } from '
 export type { TrainOptions, FineTuneOptions, TrainReport, EpochReport, ProgressEvent } from './training';
 export type { EvalReport } from './metrics';
 export type { VideoInput } from './inputs';
+export type { DistributedOptions } from './distributed';
 export type { Clip, HostTensor, TensorMap } from './clip';
 export { VideoRNNError } from './errors';
 export type { ErrorCode } from './errors';

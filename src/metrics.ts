@@ -40,6 +40,18 @@ export class MetricsAccumulator {
     this.count += labels.length;
   }
 
+  /** Everything accumulated, as numbers that can be summed across processes. */
+  toVector(): number[] {
+    return [this.lossSum, this.count, this.top5Hits, ...this.confusion.flat()];
+  }
+
+  /** Replaces the accumulated state with a (summed) vector from toVector(). */
+  loadVector(vector: readonly number[]): void {
+    [this.lossSum, this.count, this.top5Hits] = vector;
+    const classes = this.classes.length;
+    this.confusion.forEach((row, index) => row.splice(0, classes, ...vector.slice(3 + index * classes, 3 + (index + 1) * classes)));
+  }
+
   report(): EvalReport {
     const correct = this.confusion.reduce((sum, row, index) => sum + row[index], 0);
     const perClass: EvalReport['perClass'] = {};

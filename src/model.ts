@@ -11,6 +11,7 @@ import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './o
 import { FineTuneOptions, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
 import type { Dataset } from './data';
 import { loadBackboneWeights } from './weights';
+import { ResolvedDistributed, distributedError, resolveDistributed } from './distributed';
 
 export interface Prediction {
   label: string;
@@ -44,6 +45,7 @@ export class VideoRNN {
   private native: NativeModel | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private decoded = 0;
+  private group: ResolvedDistributed | undefined;
 
   private constructor(native: NativeModel, config: ModelConfig, device: string) {
     this.native = native;
@@ -143,7 +145,8 @@ export class VideoRNN {
   }
 
   private host(): TrainingHost {
-    return { native: this.live(), config: this.config, decode: (signal) => this.decodeSpec(signal), save: (path) => this.writeTo(path) };
+    return { native: this.live(), config: this.config, decode: (signal) => this.decodeSpec(signal), save: (path) => this.writeTo(path),
+      group: this.group };
   }
 
   private async writeTo(path: string): Promise<void> {
@@ -183,13 +186,40 @@ export class VideoRNN {
   }
 
   async train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {
-    return this.enqueue(() => runTraining(this.host(), data, options, this.config.trainableBackboneLayers));
+    const group = resolveDistributed(options?.distributed);
+    return this.enqueue(async () => {
+      await this.joinGroup(group);
+      return runTraining(this.host(), data, options, this.config.trainableBackboneLayers);
+    });
+  }
+
+  /** Joins a data-parallel group once; a model stays in its group until it is disposed. */
+  private async joinGroup(group: ResolvedDistributed | undefined): Promise<void> {
+    if (!group) return;
+    if (this.group) {
+      const same = (Object.keys(group) as (keyof ResolvedDistributed)[]).every((key) => group[key] === this.group![key]);
+      if (!same) throw new VideoRNNError('E_INVALID_ARGUMENT', 'this model is already in a different process group');
+      return;
+    }
+    try {
+      await callNative(() => this.live().joinGroup(group));
+    } catch (error) {
+      const mapped = distributedError(error, group);
+      throw mapped instanceof VideoRNNError && mapped.code === 'E_NATIVE'
+        ? new VideoRNNError('E_DISTRIBUTED', `rank ${group.rank} could not join the group: ${mapped.message}`, { cause: error })
+        : mapped;
+    }
+    this.group = group;
   }
 
   /** Trains with the top `trainableBackboneLayers` VGG16 layers unfrozen, at their own learning rate. */
   async fineTune(data: Dataset, options: FineTuneOptions): Promise<TrainReport> {
     if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object with trainableBackboneLayers', options);
-    return this.enqueue(() => runTraining(this.host(), data, options, options.trainableBackboneLayers));
+    const group = resolveDistributed(options.distributed);
+    return this.enqueue(async () => {
+      await this.joinGroup(group);
+      return runTraining(this.host(), data, options, options.trainableBackboneLayers);
+    });
   }
 
   /** Decodes and runs batches of same-sized clips; returns one probability row per input, in input order. */

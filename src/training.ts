@@ -9,6 +9,7 @@ import type { ModelConfig } from './options';
 import { MAX_TRAINABLE_BACKBONE_LAYERS } from './constants';
 import { Dataset, split } from './data';
 import { createRandom, shuffleInPlace } from './data/random';
+import { DistributedOptions, ResolvedDistributed, distributedError, shardBatches, shardIndices } from './distributed';
 
 export interface ProgressEvent {
   phase: 'train' | 'validate' | 'evaluate';
@@ -35,6 +36,8 @@ export interface TrainOptions {
   cacheEmbeddings?: boolean;
   onProgress?: (event: ProgressEvent) => void;
   checkpoint?: { path: string; everyEpochs?: number };
+  /** Data-parallel training across processes; also read from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT. */
+  distributed?: DistributedOptions | boolean;
 }
 
 export interface FineTuneOptions extends TrainOptions {
@@ -65,6 +68,17 @@ export interface TrainingHost {
   config: ModelConfig;
   decode(signal?: AbortSignal): DecodeSpec;
   save(path: string): Promise<void>;
+  /** Set when this process is one rank of a data-parallel group. */
+  group?: ResolvedDistributed;
+}
+
+/** A native call whose failure, in a group, is reported as E_DISTRIBUTED when a peer caused it. */
+async function collective<T>(host: TrainingHost, run: () => Promise<T>): Promise<T> {
+  try {
+    return await callNative(run);
+  } catch (error) {
+    throw host.group ? distributedError(error, host.group) : error;
+  }
 }
 
 function checkDataset(data: Dataset, config: ModelConfig, name: string): void {
@@ -126,7 +140,10 @@ export async function evaluateDataset(host: TrainingHost, data: Dataset, setting
     keyOf = cacheKeyer(host.config, settings.fingerprint ?? await callNative(() => host.native.fingerprint()));
   }
   const metrics = new MetricsAccumulator(host.config.classes);
-  const batches = chunk(Array.from({ length: data.size }, (_, index) => index), settings.batchSize);
+  const group = host.group;
+  const indices = group ? shardIndices(data.size, group.rank, group.worldSize) : Array.from({ length: data.size }, (_, index) => index);
+  const batches = chunk(indices, settings.batchSize);
+  const report = group && group.rank !== 0 ? undefined : settings.onProgress;
   const spec = host.decode(settings.signal);
   const started = performance.now();
   let done = 0;
@@ -135,12 +152,13 @@ export async function evaluateDataset(host: TrainingHost, data: Dataset, setting
     const result = await callNative(() => host.native.evaluate(batch.clips, batch.labels));
     metrics.add(result.probabilities, batch.labels, result.loss);
     done += batch.labels.length;
-    const report = metrics.report();
+    const sofar = metrics.report();
     const rate = done / ((performance.now() - started) / 1000);
-    settings.onProgress?.({ phase: settings.phase ?? 'evaluate', epoch: settings.epoch ?? 0, epochs: settings.epochs ?? 0,
-      batch: index + 1, batches: batches.length, loss: report.loss, accuracy: report.accuracy,
-      samplesPerSecond: rate, eta: (data.size - done) / rate });
+    report?.({ phase: settings.phase ?? 'evaluate', epoch: settings.epoch ?? 0, epochs: settings.epochs ?? 0,
+      batch: index + 1, batches: batches.length, loss: sofar.loss, accuracy: sofar.accuracy,
+      samplesPerSecond: rate, eta: (indices.length - done) / rate });
   });
+  if (group) metrics.loadVector(await collective(host, () => host.native.sumOverRanks(metrics.toVector())));
   return metrics.report();
 }
 
@@ -212,8 +230,12 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
 
 async function trainEpochs(host: TrainingHost, train: Dataset, validation: Dataset | undefined, settings: ResolvedTraining,
   trainableLayers: number, options: TrainOptions): Promise<TrainReport> {
-  const { signal, onProgress } = options;
+  const { signal } = options;
   const native = host.native;
+  const group = host.group;
+  // In a group, rank 0 alone reports progress and writes checkpoints.
+  const leader = !group || group.rank === 0;
+  const onProgress = leader ? options.onProgress : undefined;
   const caching = settings.cacheEmbeddings && trainableLayers === 0;
   const fingerprint = caching ? await callNative(() => native.fingerprint()) : undefined;
   const keyOf = fingerprint !== undefined ? cacheKeyer(host.config, fingerprint) : undefined;
@@ -226,14 +248,14 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
   let lastValidation: EvalReport | undefined;
   for (let epoch = 1; epoch <= settings.epochs; epoch += 1) {
     if (settings.shuffle) shuffleInPlace(order, random);
-    const batches = chunk(order, settings.batchSize);
+    const batches = group ? shardBatches(order, settings.batchSize, group.rank, group.worldSize) : chunk(order, settings.batchSize);
     const epochStarted = performance.now();
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
     await pipelined(batches, (indices) => prepareBatch(host, train, indices, spec, keyOf), async (batch, index) => {
       throwIfAborted(signal, 'training');
-      const result = await callNative(() => native.trainStep(batch.clips, batch.labels));
+      const result = await collective(host, () => native.trainStep(batch.clips, batch.labels));
       if (!result.stepped || !Number.isFinite(result.loss)) {
         throw new VideoRNNError('E_NON_FINITE_LOSS',
           `the loss became ${result.loss} at epoch ${epoch}, batch ${index + 1} of ${batches.length}; ` +
@@ -255,6 +277,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
         eta: (settings.epochs * train.size - samplesDone) / rate });
       throwIfAborted(signal, 'training');
     });
+    if (group) [lossSum, correct, seen] = await collective(host, () => native.sumOverRanks([lossSum, correct, seen]));
     const report: EpochReport = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - epochStarted) / 1000 };
     if (validation) {
       lastValidation = await evaluateDataset(host, validation, { batchSize: settings.batchSize, signal, cacheEmbeddings: caching,
@@ -262,7 +285,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
       report.validation = { loss: lastValidation.loss, accuracy: lastValidation.accuracy };
     }
     epochs.push(report);
-    if (options.checkpoint && (epoch % settings.everyEpochs === 0 || epoch === settings.epochs)) {
+    if (leader && options.checkpoint && (epoch % settings.everyEpochs === 0 || epoch === settings.epochs)) {
       await host.save(options.checkpoint.path);
     }
   }

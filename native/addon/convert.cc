@@ -84,6 +84,28 @@ TrainSettings to_train_settings(const Napi::Object& object) {
   return settings;
 }
 
+DistributedConfig to_distributed_config(const Napi::Object& object) {
+  DistributedConfig config;
+  config.world_size = integer_field(object, "worldSize", 1, 1, 1 << 20);
+  config.rank = integer_field(object, "rank", 0, 0, config.world_size - 1);
+  config.master_addr = string_field(object, "masterAddr", config.master_addr);
+  config.master_port = integer_field(object, "masterPort", config.master_port, 1, 65535);
+  config.backend = string_field(object, "backend", config.backend);
+  config.timeout = std::chrono::milliseconds(integer_field(object, "timeoutMs", config.timeout.count(), 1, int64_t{1} << 40));
+  return config;
+}
+
+std::vector<double> to_doubles(const Napi::Value& value) {
+  auto array = require_array(value, "values");
+  std::vector<double> values;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    auto item = array.Get(i);
+    if (!item.IsNumber()) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "values must be numbers");
+    values.push_back(item.As<Napi::Number>().DoubleValue());
+  }
+  return values;
+}
+
 std::vector<ClipInput> to_clips(const Napi::Value& value, std::vector<Napi::ObjectReference>& keep_alive) {
   auto array = require_array(value, "clips");
   if (array.Length() == 0) throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "a batch needs at least one clip");

@@ -15,6 +15,8 @@ Napi::Error coded_error(Napi::Env env, const std::string& code, const std::strin
 
 EngineConfig to_engine_config(const Napi::Object& object);
 TrainSettings to_train_settings(const Napi::Object& object);
+DistributedConfig to_distributed_config(const Napi::Object& object);
+std::vector<double> to_doubles(const Napi::Value& value);
 
 // Clips and named tensors point into JavaScript typed arrays without copying; the caller keeps
 // the arrays referenced (`keep_alive`) until the work that reads them is done.

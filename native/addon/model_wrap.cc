@@ -37,6 +37,9 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
       InstanceMethod<&ModelWrap::Counters>("counters"),
       InstanceMethod<&ModelWrap::Dispose>("dispose"),
       InstanceMethod<&ModelWrap::Device>("device"),
+      InstanceMethod<&ModelWrap::JoinGroup>("joinGroup"),
+      InstanceMethod<&ModelWrap::LeaveGroup>("leaveGroup"),
+      InstanceMethod<&ModelWrap::SumOverRanks>("sumOverRanks"),
   });
 }
 
@@ -204,6 +207,32 @@ Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), engine(info.Env())->device());
+}
+
+Napi::Value ModelWrap::JoinGroup(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  if (info.Length() < 1 || !info[0].IsObject()) throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "a group config object is needed");
+  auto config = to_distributed_config(info[0].As<Napi::Object>());
+  return EngineWorker::Run(info.Env(), engine, [engine, config] { engine->join_group(config); },
+                           [](Napi::Env env) { return env.Undefined(); });
+}
+
+Napi::Value ModelWrap::LeaveGroup(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  return EngineWorker::Run(info.Env(), engine, [engine] { engine->leave_group(); },
+                           [](Napi::Env env) { return env.Undefined(); });
+}
+
+Napi::Value ModelWrap::SumOverRanks(const Napi::CallbackInfo& info) {
+  auto engine = this->engine(info.Env());
+  auto values = to_doubles(info[0]);
+  auto out = std::make_shared<std::vector<double>>();
+  return EngineWorker::Run(info.Env(), engine, [engine, values, out] { *out = engine->sum_over_ranks(values); },
+      [out](Napi::Env env) -> Napi::Value {
+        auto array = Napi::Array::New(env, out->size());
+        for (size_t i = 0; i < out->size(); ++i) array.Set(static_cast<uint32_t>(i), Napi::Number::New(env, (*out)[i]));
+        return array;
+      });
 }
 
 }  // namespace video_rnn::addon
