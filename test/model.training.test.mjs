@@ -151,3 +151,23 @@ test('save then load restores the same predictions to 1e-6', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a validation fraction holds out a stratified split and reports loss and accuracy per epoch', async () => {
+  const model = await VideoRNN.create({ ...small, seed: 9 });
+  try {
+    const events = [];
+    const report = await model.train(dataset, { epochs: 2, batchSize: 2, validation: 0.5, onProgress: (event) => events.push(event) });
+    assert.equal(report.epochs.length, 2);
+    for (const epoch of report.epochs) {
+      assert.ok(Number.isFinite(epoch.validation.loss) && epoch.validation.accuracy >= 0 && epoch.validation.accuracy <= 1);
+    }
+    assert.equal(report.validation.count, 2);
+    // Half of the 4 clips train: one batch of 2 per epoch; the other half validates.
+    assert.equal(events.filter((event) => event.phase === 'train').length, 2);
+    assert.equal(events.filter((event) => event.phase === 'validate').length, 2);
+    const whole = await model.evaluate(dataset);
+    assert.equal(whole.count, 4);
+  } finally {
+    model.dispose();
+  }
+});
