@@ -102,7 +102,7 @@ function describe(found) {
     libs: ['torch', 'torch_cpu', 'c10', ...(hasCuda ? ['torch_cuda', 'c10_cuda'] : [])],
     defines: [
       ...(abi ? [`_GLIBCXX_USE_CXX11_ABI=${abi[1]}`] : []),
-      ...(glooDir ? ['VIDEO_RNN_WITH_GLOO=1'] : []),
+      ...(glooDir ? ['VIDEO_RNN_WITH_GLOO=1', 'USE_DISTRIBUTED=1', 'USE_C10D_GLOO=1'] : []),
       ...(ncclDir ? ['VIDEO_RNN_WITH_NCCL=1', 'USE_C10D_NCCL=1'] : []),
     ],
     gloo: Boolean(glooDir),

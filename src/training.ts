@@ -73,6 +73,25 @@ export interface TrainingHost {
 }
 
 /** A native call whose failure, in a group, is reported as E_DISTRIBUTED when a peer caused it. */
+/**
+ * Whether to stop before the next step. Alone, the signal decides. In a group, every rank must stop at
+ * the same step, or the others would wait in a collective until the timeout: the ranks add up their
+ * abort flags (one tiny allreduce per step) and all stop when any of them was aborted.
+ */
+async function stopIfAborted(host: TrainingHost, signal: AbortSignal | undefined): Promise<void> {
+  const group = host.group;
+  if (!group) {
+    throwIfAborted(signal, 'training');
+    return;
+  }
+  const [aborted] = await collective(host, () => host.native.sumOverRanks([signal?.aborted ? 1 : 0]));
+  if (aborted > 0) {
+    throw new VideoRNNError('E_ABORTED', signal?.aborted ? 'training was aborted'
+      : `training was aborted on another rank of the group (this is rank ${group.rank} of ${group.worldSize})`,
+    { cause: signal?.reason });
+  }
+}
+
 async function collective<T>(host: TrainingHost, run: () => Promise<T>): Promise<T> {
   try {
     return await callNative(run);
@@ -240,7 +259,8 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
   const fingerprint = caching ? await callNative(() => native.fingerprint()) : undefined;
   const keyOf = fingerprint !== undefined ? cacheKeyer(host.config, fingerprint) : undefined;
   const random = createRandom(settings.seed);
-  const spec = host.decode(signal);
+  // In a group an abort is agreed on at a step (stopIfAborted), so decoding must not stop on its own.
+  const spec = host.decode(group ? undefined : signal);
   const order = Array.from({ length: train.size }, (_, index) => index);
   const epochs: EpochReport[] = [];
   const runStarted = performance.now();
@@ -254,7 +274,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
     let correct = 0;
     let seen = 0;
     await pipelined(batches, (indices) => prepareBatch(host, train, indices, spec, keyOf), async (batch, index) => {
-      throwIfAborted(signal, 'training');
+      await stopIfAborted(host, signal);
       const result = await collective(host, () => native.trainStep(batch.clips, batch.labels));
       if (!result.stepped || !Number.isFinite(result.loss)) {
         throw new VideoRNNError('E_NON_FINITE_LOSS',
@@ -275,12 +295,14 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
       onProgress?.({ phase: 'train', epoch, epochs: settings.epochs, batch: index + 1, batches: batches.length,
         loss: lossSum / seen, accuracy: correct / seen, samplesPerSecond: rate,
         eta: (settings.epochs * train.size - samplesDone) / rate });
-      throwIfAborted(signal, 'training');
+      if (!group) throwIfAborted(signal, 'training');
     });
     if (group) [lossSum, correct, seen] = await collective(host, () => native.sumOverRanks([lossSum, correct, seen]));
     const report: EpochReport = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - epochStarted) / 1000 };
     if (validation) {
-      lastValidation = await evaluateDataset(host, validation, { batchSize: settings.batchSize, signal, cacheEmbeddings: caching,
+      // In a group, validation runs to its end; an abort then stops the next epoch's first step.
+      lastValidation = await evaluateDataset(host, validation, { batchSize: settings.batchSize, signal: group ? undefined : signal,
+        cacheEmbeddings: caching,
         fingerprint, onProgress, phase: 'validate', epoch, epochs: settings.epochs });
       report.validation = { loss: lastValidation.loss, accuracy: lastValidation.accuracy };
     }

@@ -93,6 +93,34 @@ test('killing one rank makes the other fail with E_DISTRIBUTED instead of hangin
   }
 });
 
+test('aborting one rank stops every rank at the same step with E_ABORTED, not a timeout', async () => {
+  const dir = tempDir();
+  try {
+    const port = String(await freePort());
+    const group = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port };
+    // A 60 s collective timeout: a rank left waiting would fail long after the 20 s allowed below.
+    const rank1 = run([path.join(dir, 'r1.safetensors'), '4', '500', '60000'], { ...group, RANK: '1' });
+    let abortedAt = 0;
+    const rank0 = run([path.join(dir, 'r0.safetensors'), '4', '500', '60000'], { ...group, RANK: '0' }, (line) => {
+      if (line.progress && !abortedAt) {
+        abortedAt = Date.now();
+        rank1.child.kill('SIGUSR2');
+      }
+    });
+    const [first, second] = await Promise.all([rank0.done, rank1.done]);
+    assert.ok(abortedAt > 0, 'rank 1 was aborted during training');
+    assert.ok(Date.now() - abortedAt < 20000, `both ranks stopped ${Date.now() - abortedAt} ms after the abort`);
+    for (const result of [first, second]) {
+      const failure = result.lines.find((line) => line.error);
+      assert.equal(failure?.error, 'E_ABORTED', JSON.stringify(result.lines.slice(-2)));
+    }
+    assert.match(first.lines.find((line) => line.error).message, /another rank/);
+    assert.ok(!fs.existsSync(path.join(dir, 'r0.safetensors')), 'an aborted run saves nothing');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a port in use, a missing peer and a rank outside the world size give clear errors', async () => {
   const dir = tempDir();
   const blocker = net.createServer();

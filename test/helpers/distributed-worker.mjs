@@ -1,5 +1,6 @@
 // One rank of a data-parallel run (or a single process when WORLD_SIZE is unset), for the
-// distributed tests. argv: output checkpoint, batch size, epochs, [timeout ms].
+// distributed tests. argv: output checkpoint, batch size, epochs, [timeout ms]. SIGUSR2 aborts this
+// process's training through its AbortSignal.
 import { VideoRNN } from '../../dist/index.js';
 import { makeClip, memoryDataset } from './clips.mjs';
 
@@ -10,7 +11,9 @@ const rank = Number(process.env.RANK ?? 0);
 try {
   // A different seed per rank: rank 0's broadcast must make them equal.
   const model = await VideoRNN.create({ classes, hiddenSize: 8, headSize: 8, frameSize: 32, seed: 100 + rank });
-  const report = await model.train(data, { epochs: Number(epochs), batchSize: Number(batchSize), learningRate: 0.05, optimizer: 'sgd', seed: 1,
+  const controller = new AbortController();
+  process.on('SIGUSR2', () => controller.abort());
+  const report = await model.train(data, { signal: controller.signal, epochs: Number(epochs), batchSize: Number(batchSize), learningRate: 0.05, optimizer: 'sgd', seed: 1,
     distributed: process.env.WORLD_SIZE ? { timeoutMs: Number(timeoutMs ?? 30000) } : undefined,
     onProgress: (event) => process.stdout.write(`${JSON.stringify({ progress: event.batch, epoch: event.epoch })}\n`) });
   await model.save(output);

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// The `video-rnn` command. Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted (see README).
+import { CommanderError } from 'commander';
+import { buildProgram } from './cli/program';
+import { errorDetails, errorLine, exitCodeOf, exitCodes } from './cli/errors';
+import { WorkersExited } from './cli/launch';
+import { installWarningPrinter } from './cli/warnings';
+
+async function main(argv: string[]): Promise<number> {
+  installWarningPrinter();
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return exitCodes.ok;
+  } catch (error) {
+    if (error instanceof WorkersExited) return error.exitCode;
+    const code = exitCodeOf(error);
+    if (code === exitCodes.ok) return code;
+    // Commander has already shown the help when no command was given.
+    if (error instanceof CommanderError && error.code === 'commander.help') return code;
+    const verbose = program.opts().verbose === true || argv.includes('--verbose');
+    const command = argv.slice(2).find((word) => program.commands.some((candidate) => candidate.name() === word));
+    process.stderr.write(errorLine(error, command) + '\n');
+    if (verbose && !(error instanceof CommanderError)) process.stderr.write(errorDetails(error) + '\n');
+    return code;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

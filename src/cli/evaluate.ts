@@ -1,0 +1,48 @@
+// `video-rnn evaluate <model> <dataset>`: accuracy, mean class accuracy, per-class accuracy and the
+// confusion matrix of a saved model on a labelled dataset.
+import { Command } from 'commander';
+import path from 'node:path';
+import { VideoRNN } from '../model';
+import type { Device } from '../options';
+import * as parse from './arguments';
+import { addDeviceOption, addOutputOptions } from './common';
+import { openDataset } from './datasets';
+import { evaluationText, printJson } from './format';
+import { onInterrupt } from './interrupt';
+
+interface EvaluateFlags {
+  batchSize: number;
+  root?: string;
+  device: Device;
+  json: boolean;
+  quiet: boolean;
+}
+
+export function registerEvaluate(program: Command): void {
+  const command = program.command('evaluate')
+    .description('measure a saved model on a labelled dataset')
+    .argument('<model>', 'a model saved by train or fine-tune (.safetensors)')
+    .argument('<dataset>', 'dataset folder or manifest, labelled with the classes of the model')
+    .option('--batch-size <n>', 'clips per forward pass', parse.positiveInteger, 8)
+    .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)");
+  addDeviceOption(command);
+  addOutputOptions(command);
+  command.action(async (modelFile: string, dataset: string, flags: EvaluateFlags) => {
+    const model = await VideoRNN.load(modelFile, { device: flags.device });
+    const note = (message: string): void => { if (!flags.quiet) process.stderr.write(`${message}\n`); };
+    const interrupt = onInterrupt(note);
+    try {
+      const data = await openDataset(dataset, { root: flags.root, classes: model.classes });
+      note(`evaluating ${data.size} clips...`);
+      const report = await model.evaluate(data, { batchSize: flags.batchSize, signal: interrupt.signal });
+      if (flags.json) {
+        printJson({ model: path.resolve(modelFile), dataset, classes: model.classes, ...report });
+        return;
+      }
+      process.stdout.write(`${dataset} (${report.count} clips):\n${evaluationText(report, model.classes)}\n`);
+    } finally {
+      interrupt.release();
+      model.dispose();
+    }
+  });
+}

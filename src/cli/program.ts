@@ -1,0 +1,29 @@
+// The command tree. Every subcommand is made with program.command(), so it inherits the error
+// handling set here (commander copies these settings to subcommands made that way).
+import { Command } from 'commander';
+import { registerDemo } from './demo';
+import { registerEvaluate } from './evaluate';
+import { registerFineTune } from './fine-tune';
+import { registerInfo } from './info';
+import { packageVersion } from './package-info';
+import { registerPredict } from './predict';
+import { registerTrain } from './train';
+
+export function buildProgram(): Command {
+  const program = new Command('video-rnn')
+    .description('Train and run CNN+RNN video classifiers (VGG16 -> bidirectional LSTM) on LibTorch')
+    .version(packageVersion(), '-V, --version')
+    .option('--verbose', 'show the stack trace of errors')
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    // Errors are printed by the caller as one line; help and version still print normally.
+    .configureOutput({ outputError: () => undefined })
+    .exitOverride()
+    .showSuggestionAfterError(true);
+  registerDemo(program);
+  registerTrain(program);
+  registerFineTune(program);
+  registerPredict(program);
+  registerEvaluate(program);
+  registerInfo(program);
+  return program;
+}

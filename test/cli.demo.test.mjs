@@ -1,0 +1,47 @@
+// `video-rnn demo` end to end, as the quick start runs it: renders, trains, evaluates on held-out
+// clips, saves, reloads and predicts, within the time the README promises.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { VideoRNN } from '../dist/index.js';
+import { temporaryFolder } from './helpers/media.mjs';
+import { parseJson, runCli } from './cli.run.mjs';
+
+const folder = temporaryFolder(after);
+
+test('demo --json reaches at least 0.9 held-out accuracy in under 3 minutes', { timeout: 300_000 }, async () => {
+  const started = performance.now();
+  const result = await runCli(['demo', '--json', '--dir', folder], { timeoutMs: 280_000 });
+  const wall = (performance.now() - started) / 1000;
+  assert.equal(result.code, 0, result.stderr);
+  const demo = parseJson(result);
+  assert.ok(wall < 180, `the demo took ${wall.toFixed(1)} s`);
+  assert.deepEqual(demo.classes, ['left', 'right']);
+  assert.deepEqual(demo.clips, { train: 32, test: 16, fresh: 4 });
+  assert.equal(demo.training.epochs.length, 15);
+  assert.equal(demo.evaluation.count, 16);
+  assert.ok(demo.evaluation.accuracy >= 0.9, `held-out accuracy ${demo.evaluation.accuracy}`);
+  assert.equal(demo.evaluation.confusion.flat().reduce((sum, value) => sum + value, 0), 16);
+
+  assert.equal(demo.predictions.length, 4);
+  for (const prediction of demo.predictions) {
+    assert.equal(prediction.truth, prediction.video.split('/')[0], 'the truth is the folder of the clip');
+    assert.ok(fs.existsSync(path.join(folder, 'fresh', prediction.video)));
+  }
+  const right = demo.predictions.filter((prediction) => prediction.label === prediction.truth).length;
+  assert.ok(right >= 3, `${right} of 4 fresh clips classified correctly`);
+
+  // With --dir the model stays, and it is the one that made the predictions.
+  assert.equal(demo.model.path, path.join(folder, 'model.safetensors'));
+  assert.equal(fs.statSync(demo.model.path).size, demo.model.bytes);
+  const model = await VideoRNN.load(demo.model.path);
+  try {
+    const [again] = await model.predict(path.join(folder, 'fresh', demo.predictions[0].video));
+    assert.ok(Math.abs(again.score - demo.predictions[0].score) < 1e-5);
+  } finally {
+    model.dispose();
+  }
+  // Progress and status went to stderr; stdout held only the JSON.
+  assert.match(result.stderr, /^epoch 15\/15 /m);
+});

@@ -1,0 +1,86 @@
+// How the command line fails: usage errors exit 2 with one line, runtime errors exit 1 with one line
+// naming the error code, and only --verbose shows a stack.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { temporaryFolder } from './helpers/media.mjs';
+import { runCli } from './cli.run.mjs';
+
+const folder = temporaryFolder(after);
+
+const usageCases = [
+  ['a missing required option', ['train', folder]],
+  ['a missing argument', ['predict']],
+  ['a value that is not a number', ['train', folder, '-o', 'm.safetensors', '--epochs', 'ten']],
+  ['a zero epoch count', ['train', folder, '-o', 'm.safetensors', '--epochs', '0']],
+  ['a validation fraction of 1', ['train', folder, '-o', 'm.safetensors', '--val', '1']],
+  ['a report that is not HTML', ['train', folder, '-o', 'm.safetensors', '--report', 'out.png']],
+  ['an unknown device', ['evaluate', 'm.safetensors', folder, '--device', 'gpu']],
+  ['too many unfrozen layers', ['fine-tune', 'm.safetensors', folder, '--unfreeze', '17', '-o', 'out.safetensors']],
+  ['an unknown option', ['info', '--colour']],
+  ['an unknown command', ['trian']],
+];
+
+for (const [what, args] of usageCases) {
+  test(`${what} is a usage error: exit 2, one line`, async () => {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, result.stderr);
+    const lines = result.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], /^video-rnn: E_USAGE: \S/);
+    assert.equal(result.stdout, '');
+  });
+}
+
+test('no command prints the help on stderr and exits 2', async () => {
+  const result = await runCli([]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /Usage: video-rnn/);
+  for (const command of ['demo', 'train', 'fine-tune', 'predict', 'evaluate', 'info']) assert.match(result.stderr, new RegExp(`^  ${command} `, 'm'));
+});
+
+test('--help exits 0 and lists the options of a command', async () => {
+  const result = await runCli(['train', '--help']);
+  assert.equal(result.code, 0);
+  for (const option of ['--output', '--epochs', '--batch-size', '--lr', '--hidden-size', '--frame-size', '--fps', '--max-frames',
+    '--val', '--device', '--weights', '--checkpoint-every', '--report', '--json']) {
+    assert.match(result.stdout, new RegExp(`${option}\\b`));
+  }
+});
+
+test('a file that is not a checkpoint: exit 1, E_CHECKPOINT on one line, no stack', async () => {
+  const model = path.join(folder, 'not-a-model.safetensors');
+  fs.writeFileSync(model, 'these bytes are no safetensors header');
+  const result = await runCli(['predict', model, path.join(folder, 'clip.mp4')]);
+  assert.equal(result.code, 1);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0], /^video-rnn: E_CHECKPOINT: .*not-a-model\.safetensors/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /);
+});
+
+test('a dataset that does not exist: exit 1 with E_VIDEO_NOT_FOUND', async () => {
+  const result = await runCli(['train', path.join(folder, 'no-such-folder'), '-o', path.join(folder, 'm.safetensors')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr.trimEnd(), /^video-rnn: E_VIDEO_NOT_FOUND: .*no-such-folder/);
+});
+
+test('a dataset with problems on several lines is still reported on one line', async () => {
+  const manifest = path.join(folder, 'list.txt');
+  fs.writeFileSync(manifest, 'missing-a.mp4 left\nmissing-b.mp4 right\n');
+  const result = await runCli(['train', manifest, '-o', path.join(folder, 'm.safetensors')]);
+  assert.equal(result.code, 1);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0], /^video-rnn: E_VIDEO_NOT_FOUND: .*missing-a\.mp4.*missing-b\.mp4/);
+});
+
+test('--verbose adds the stack trace', async () => {
+  const model = path.join(folder, 'garbage.safetensors');
+  fs.writeFileSync(model, 'not a model');
+  const result = await runCli(['predict', model, 'clip.mp4', '--verbose']);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^video-rnn: E_CHECKPOINT: /);
+  assert.match(result.stderr, /\n\s+at .*\.js:\d+/);
+});

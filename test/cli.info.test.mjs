@@ -1,0 +1,33 @@
+// `video-rnn info` reports the LibTorch this installation links, in text and as JSON.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backendInfo } from '../dist/index.js';
+import { parseJson, runCli } from './cli.run.mjs';
+
+const expected = backendInfo();
+
+test('info prints the LibTorch version, threads and ffmpeg', async () => {
+  const result = await runCli(['info']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, new RegExp(`^libtorch:\\s+${expected.torchVersion.replace(/\./g, '\\.')}$`, 'm'));
+  assert.match(result.stdout, new RegExp(`^threads:\\s+${expected.threads} `, 'm'));
+  assert.match(result.stdout, /^cuda:\s+(no|yes, \d+ devices?)$/m);
+  assert.match(result.stdout, /^ffmpeg:\s+\S+/m);
+  assert.equal(result.stderr, '');
+});
+
+test('info --json gives the same facts as backendInfo()', async () => {
+  const info = parseJson(await runCli(['info', '--json']));
+  assert.equal(info.torchVersion, expected.torchVersion);
+  assert.equal(info.cuda, expected.cuda);
+  assert.equal(info.cudaDevices, expected.cudaDevices);
+  assert.equal(info.ffmpeg, expected.ffmpeg);
+  assert.match(info.version, /^\d+\.\d+\.\d+/);
+  assert.match(info.addon, /video_rnn\.node$/);
+});
+
+test('--version prints the package version and exits 0', async () => {
+  const result = await runCli(['--version']);
+  assert.equal(result.code, 0);
+  assert.match(result.stdout.trim(), /^\d+\.\d+\.\d+/);
+});
