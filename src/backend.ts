@@ -1,4 +1,4 @@
-import { addon } from './native';
+import { addon, blasCoreType } from './native';
 import { ffmpegPath } from './video';
 
 export interface BackendInfo {
@@ -7,10 +7,15 @@ export interface BackendInfo {
   cudaDevices: number;
   threads: number;
   ffmpeg: string | null;
+  /**
+   * OpenBLAS: one thread (see src/native.ts), the kernel family requested (null: OpenBLAS's own
+   * detection) and the one it runs (null when the BLAS is not OpenBLAS).
+   */
+  blas: { threads: number; requested: string | null; core: string | null };
 }
 
 /** What this process runs on: the LibTorch linked, CUDA, intra-op threads, and the ffmpeg chosen. */
 export function backendInfo(): BackendInfo {
-  const native = addon().backendInfo();
-  return { ...native, ffmpeg: ffmpegPath() };
+  const { openblasCore, ...native } = addon().backendInfo();
+  return { ...native, ffmpeg: ffmpegPath(), blas: { threads: 1, requested: blasCoreType(), core: openblasCore } };
 }

@@ -84,6 +84,8 @@ export interface NativeBackendInfo {
   cuda: boolean;
   cudaDevices: number;
   threads: number;
+  /** The kernel family the loaded OpenBLAS runs (openblas_get_corename), null when BLAS is not OpenBLAS. */
+  openblasCore: string | null;
 }
 
 interface Addon {
@@ -120,6 +122,46 @@ function configureBlasThreads(): void {
   }
 }
 
+/**
+ * OpenBLAS 0.3.21 (Debian 12) names its kernels from the CPU's family and model. On models it does not
+ * know (recent or virtualised Xeons report a generic name) it falls back to its oldest x86-64 kernels
+ * (Prescott), which run the fc6/fc7 GEMMs at about half speed. The instruction-set flags are reliable,
+ * so the kernel family is named from them, unless the user set OPENBLAS_CORETYPE. Measured in
+ * bench/README.md.
+ */
+export function blasCoreFor(cpuFlags: ReadonlySet<string>): string | null {
+  const has = (...names: string[]) => names.every((name) => cpuFlags.has(name));
+  if (has('avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd')) return 'SkylakeX';
+  if (has('avx2', 'fma')) return 'Haswell';
+  return null;
+}
+
+function cpuFlags(): Set<string> {
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((text) => text.startsWith('flags'));
+    return new Set(line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/) : []);
+  } catch {
+    return new Set();
+  }
+}
+
+let blasCore: string | null = null;
+
+function configureBlasCore(): void {
+  if (process.env.OPENBLAS_CORETYPE !== undefined) {
+    blasCore = process.env.OPENBLAS_CORETYPE || null;
+    return;
+  }
+  if (process.platform !== 'linux' || process.arch !== 'x64') return;
+  blasCore = blasCoreFor(cpuFlags());
+  if (blasCore) process.env.OPENBLAS_CORETYPE = blasCore;
+}
+
+/** The OpenBLAS kernel family requested (null: OpenBLAS's own detection). */
+export function blasCoreType(): string | null {
+  return blasCore;
+}
+
 export function addon(): Addon {
   if (loaded) return loaded;
   const found = addonCandidates().find((candidate) => fs.existsSync(candidate));
@@ -129,6 +171,7 @@ export function addon(): Addon {
       'Run `npm rebuild video-rnn` (or `npm run build:native` in the repository); it needs LibTorch.');
   }
   configureBlasThreads();
+  configureBlasCore();
   try {
     loaded = require(found) as Addon;
   } catch (error) {

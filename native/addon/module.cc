@@ -3,12 +3,30 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <string>
 #include <thread>
 
 #include "model_wrap.h"
 
 namespace {
+
+// The kernel family of the OpenBLAS that LibTorch loaded, or "" when the BLAS is not OpenBLAS.
+// RTLD_NOLOAD: only looks at what is already mapped, never loads a library.
+std::string OpenBlasCore() {
+  for (const char* name : {"libopenblas.so.0", "libblas.so.3"}) {
+    void* handle = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr) continue;
+    using CoreName = char* (*)();
+    auto core_name = reinterpret_cast<CoreName>(dlsym(handle, "openblas_get_corename"));
+    std::string core = core_name != nullptr ? core_name() : "";
+    dlclose(handle);
+    if (!core.empty()) return core;
+  }
+  return "";
+}
 
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -18,6 +36,8 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   object.Set("cuda", cuda);
   object.Set("cudaDevices", Napi::Number::New(env, cuda ? static_cast<double>(torch::cuda::device_count()) : 0.0));
   object.Set("threads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
+  const std::string blas = OpenBlasCore();
+  object.Set("openblasCore", blas.empty() ? env.Null() : Napi::String::New(env, blas));
   return object;
 }
 
