@@ -1,0 +1,168 @@
+// Our side of the benchmarks, in its own process: bench/common.mjs's startOurs() forks it and sends
+// one request at a time over IPC. Timings, event-loop delay and peak memory are taken here, around
+// the work only, so the parent's own activity never counts.
+import fs from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { VideoRNN, decodeVideo } from '../dist/index.js';
+import { addon } from '../dist/native.js';
+import { readCheckpoint, toNativeTensors } from '../dist/checkpoint.js';
+
+let model;
+let checkpoint;
+let loadOptions = {};
+
+/** Linux keeps the peak resident size (VmHWM); writing 5 to clear_refs restarts it from now. */
+function resetPeakMemory() {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function statusKilobytes(field) {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return match ? Number(match[1]) : null;
+}
+
+// The histogram records the whole interval between its timer's runs, resolution included: a small
+// resolution keeps its own share small, and delays() takes it off again.
+const resolutionMs = 1;
+
+/** p50, p99 and max of the event loop's delay while `work` runs, in milliseconds. */
+async function watchingEventLoop(work) {
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+  histogram.enable();
+  try {
+    const result = await work();
+    return { result, eventLoop: histogram };
+  } finally {
+    histogram.disable();
+  }
+}
+
+function delays(histogram) {
+  const delay = (nanoseconds) => Math.max(0, nanoseconds / 1e6 - resolutionMs);
+  return { p50: delay(histogram.percentile(50)), p99: delay(histogram.percentile(99)), max: delay(histogram.max),
+    samples: histogram.count };
+}
+
+async function timed(work) {
+  const started = performance.now();
+  const result = await work();
+  return { seconds: (performance.now() - started) / 1000, result };
+}
+
+/** Samples in the given order; shuffle stays off so that the reference can use the same batches. */
+function orderedDataset(classes, samples) {
+  return { classes, size: samples.length, sample: (index) => samples[index] };
+}
+
+async function freshModel() {
+  model?.dispose();
+  model = await VideoRNN.load(checkpoint, loadOptions);
+  return model;
+}
+
+const handlers = {
+  async load(request) {
+    checkpoint = request.checkpoint;
+    loadOptions = { device: request.device ?? 'cpu', precision: request.precision ?? 'fp32' };
+    if (request.threads) loadOptions.threads = request.threads;
+    await freshModel();
+    return { device: model.device, info: addon().backendInfo(), openblasThreads: process.env.OPENBLAS_NUM_THREADS ?? null,
+      openblasCore: process.env.OPENBLAS_CORETYPE ?? null };
+  },
+
+  async predict(request) {
+    const peakReset = resetPeakMemory();
+    const rssBefore = statusKilobytes('VmRSS');
+    const { result: timing, eventLoop } = await watchingEventLoop(() => timed(() => model.predict(request.files, { batchSize: request.batch })));
+    return { seconds: timing.seconds, probabilities: timing.result.map((p) => model.classes.map((label) => p.probabilities[label])),
+      eventLoop: delays(eventLoop), rssBeforeMB: rssBefore / 1024,
+      peakRssMB: peakReset ? statusKilobytes('VmHWM') / 1024 : null };
+  },
+
+  /** Training from a freshly loaded model: epochs over files, or decode everything first and train on Clips. */
+  async train(request) {
+    await freshModel();
+    const classes = model.classes;
+    let decodeSeconds = null;
+    let sources = request.files;
+    if (request.source === 'clips') {
+      const decoding = await timed(async () => {
+        const clips = [];
+        // Batch by batch with the default decode concurrency: the decoding that training overlaps.
+        for (let first = 0; first < request.files.length; first += request.batch) {
+          clips.push(...await Promise.all(request.files.slice(first, first + request.batch)
+            .map((file) => decodeVideo(file, { size: model.config.frameSize, ...model.config.sampling }))));
+        }
+        return clips;
+      });
+      decodeSeconds = decoding.seconds;
+      sources = decoding.result;
+    }
+    const samples = sources.map((source, index) => ({ id: request.ids[index], label: request.labels[index], source }));
+    const { result: report, eventLoop } = await watchingEventLoop(() => model.train(orderedDataset(classes, samples), {
+      epochs: request.epochs, batchSize: request.batch, learningRate: request.learningRate, optimizer: 'adam',
+      shuffle: false, cacheEmbeddings: true,
+    }));
+    return { epochs: report.epochs.map((epoch) => ({ seconds: epoch.seconds, loss: epoch.loss })), decodeSeconds,
+      eventLoop: delays(eventLoop), framesEmbedded: model.stats.framesEmbedded, cacheHits: model.stats.embeddingCacheHits };
+  },
+
+  /**
+   * VGG16 alone, through the native embed call (uint8 frames in, fc7 out, normalisation included),
+   * on a native model built with the memory format asked for; weights from the checkpoint.
+   */
+  async backbone(request) {
+    const key = `${request.channelsLast}/${request.precision ?? 'fp32'}`;
+    handlers.backbones ??= new Map();
+    if (!handlers.backbones.has(key)) {
+      const { config, tensors } = await readCheckpoint(checkpoint);
+      const native = await addon().createModel({ classes: config.classes.length, hiddenSize: config.hiddenSize,
+        numLayers: config.numLayers, bidirectional: config.bidirectional, headSize: config.headSize,
+        device: loadOptions.device, precision: request.precision ?? 'fp32', channelsLast: request.channelsLast, threads: loadOptions.threads ?? 0 });
+      await native.loadState(toNativeTensors(tensors), '', true);
+      handlers.backbones.set(key, native);
+    }
+    const native = handlers.backbones.get(key);
+    const size = request.size;
+    const data = new Uint8Array(fs.readFileSync(request.frames).buffer, 0, request.count * size * size * 3);
+    const clip = { data, frames: request.count, height: size, width: size };
+    const { seconds, result } = await timed(() => native.embed([clip]));
+    if (request.output) fs.writeFileSync(request.output, Buffer.from(result[0].buffer, result[0].byteOffset, result[0].byteLength));
+    return { seconds, frames: request.count };
+  },
+
+  /** Frames the CNN sees for one batch of clips of the given lengths, and how long predict took. */
+  async packed(request) {
+    const size = request.size;
+    const all = fs.readFileSync(request.frames);
+    let offset = 0;
+    const clips = request.lengths.map((frames) => {
+      const bytes = frames * size * size * 3;
+      const clip = { data: new Uint8Array(all.buffer, all.byteOffset + offset, bytes), frames, height: size, width: size };
+      offset += bytes;
+      return clip;
+    });
+    const before = model.stats.framesEmbedded;
+    const { seconds } = await timed(() => model.predict(clips, { batchSize: clips.length }));
+    return { seconds, framesEmbedded: model.stats.framesEmbedded - before };
+  },
+};
+
+process.on('message', async (request) => {
+  if (request.op === 'quit') {
+    model?.dispose();
+    process.disconnect();
+    return;
+  }
+  try {
+    process.send(await handlers[request.op](request));
+  } catch (error) {
+    process.send({ error: `${error.code ?? error.name}: ${error.message}` });
+  }
+});
+process.send({ ready: true });
