@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { readSafetensors } from '../dist/index.js';
+import { maxParameterDifference } from './helpers/clips.mjs';
 import { temporaryFolder } from './helpers/media.mjs';
 import { errorLines, parseJson, runCli, startCli, tinyDataset } from './cli.run.mjs';
 
@@ -17,15 +17,6 @@ before(async () => {
   await tinyDataset(datasetFolder);
 });
 
-async function maxDifference(fileA, fileB) {
-  const [a, b] = await Promise.all([readSafetensors(fileA), readSafetensors(fileB)]);
-  let max = 0;
-  for (const [name, tensor] of a.tensors) {
-    const other = b.tensors.get(name).data;
-    tensor.data.forEach((value, index) => { max = Math.max(max, Math.abs(value - other[index])); });
-  }
-  return max;
-}
 
 test('--nproc 2 with batch 2 per worker trains the same model as one process with batch 4', async () => {
   const parallel = path.join(folder, 'parallel.safetensors');
@@ -39,7 +30,7 @@ test('--nproc 2 with batch 2 per worker trains the same model as one process wit
   const one = await runCli(['train', datasetFolder, '-o', single, '--batch-size', '4', ...settings], { timeoutMs: 240_000 });
   assert.equal(one.code, 0, one.stderr);
   assert.ok(Math.abs(report.training.loss - parseJson(one).training.loss) < 1e-5);
-  assert.ok(await maxDifference(parallel, single) < 1e-5);
+  assert.ok(await maxParameterDifference(parallel, single) < 1e-5);
 });
 
 test('--nproc refuses --rank, and a worker error ends the launcher with the failure exit code', async () => {

@@ -5,8 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { readSafetensors } from '../dist/index.js';
-import { tempDir } from './helpers/clips.mjs';
+import { maxParameterDifference, tempDir } from './helpers/clips.mjs';
 
 const worker = path.resolve('test/helpers/distributed-worker.mjs');
 
@@ -36,15 +35,6 @@ function run(args, env, onLine = () => {}) {
   return { child, done };
 }
 
-async function maxDifference(fileA, fileB) {
-  const [a, b] = await Promise.all([readSafetensors(fileA), readSafetensors(fileB)]);
-  let max = 0;
-  for (const [name, tensor] of a.tensors) {
-    const other = b.tensors.get(name).data;
-    tensor.data.forEach((value, index) => { max = Math.max(max, Math.abs(value - other[index])); });
-  }
-  return max;
-}
 
 test('2 ranks with 4 clips each equal one process with batch 8 after 3 steps; both ranks hold the same parameters', async () => {
   const dir = tempDir();
@@ -59,8 +49,8 @@ test('2 ranks with 4 clips each equal one process with batch 8 after 3 steps; bo
     // Rank 0 alone reports progress: 24 clips in global batches of 8 are 3 steps.
     assert.equal(rank0.lines.filter((line) => line.progress).length, 3);
     assert.equal(rank1.lines.filter((line) => line.progress).length, 0);
-    assert.equal(await maxDifference(out('rank0'), out('rank1')), 0);
-    assert.ok(await maxDifference(out('rank0'), out('single')) < 1e-5);
+    assert.equal(await maxParameterDifference(out('rank0'), out('rank1')), 0);
+    assert.ok(await maxParameterDifference(out('rank0'), out('single')) < 1e-5);
     const lossOf = (result) => result.lines.find((line) => line.done).losses[0];
     assert.ok(Math.abs(lossOf(rank0) - lossOf(alone)) < 1e-6);
   } finally {

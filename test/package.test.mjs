@@ -48,6 +48,7 @@ test('the tarball holds the compiled library, its types, the native sources and 
   for (const file of files) {
     assert.doesNotMatch(file, /^(build-cmake|build|test|node_modules|bench|src)\//, `${file} is not shipped`);
     assert.doesNotMatch(file, /\.node$/, `${file}: no prebuilt binary`);
+    assert.doesNotMatch(file, /\.map$/, `${file}: source maps point at src/, which is not shipped`);
   }
   assert.ok(packed.size < 2 * 1024 * 1024, `tarball of ${packed.size} bytes`);
 });

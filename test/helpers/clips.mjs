@@ -34,6 +34,15 @@ export function maxAbsDiff(a, b) {
   return max;
 }
 
+/** The largest difference between the same-named tensors of two safetensors files. */
+export async function maxParameterDifference(fileA, fileB) {
+  const { readSafetensors } = await import('../../dist/index.js');
+  const [a, b] = await Promise.all([readSafetensors(fileA), readSafetensors(fileB)]);
+  let max = 0;
+  for (const [name, tensor] of a.tensors) max = Math.max(max, maxAbsDiff(tensor.data, b.tensors.get(name).data));
+  return max;
+}
+
 /** Debian's python3-torch is the reference; the pyenv python on PATH has no torch. */
 export const referencePython = process.env.VIDEO_RNN_REFERENCE_PYTHON || '/usr/bin/python3';
 
