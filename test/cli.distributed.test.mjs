@@ -67,3 +67,19 @@ test('Ctrl-C on the launcher stops both workers at the same step: exit 130 withi
   assert.match(result.stderr, /^\[rank 1\] video-rnn: E_ABORTED: rank 1 of 2 stopped with the group$/m);
   assert.doesNotMatch(result.stderr, /E_DISTRIBUTED/);
 });
+
+test('the workers get the command without the launcher options, and cuda means their own GPU', async () => {
+  const { workerArguments, workerDevice, distributedFrom } = await import('../dist/cli/launch.js');
+  assert.deepEqual(workerArguments(['cli.js', 'train', 'data', '--nproc', '2', '--threads=3', '--master-port', '4000', '-o', 'm.safetensors',
+    '--node-rank=0', '--epochs', '2']), ['cli.js', 'train', 'data', '-o', 'm.safetensors', '--epochs', '2']);
+  assert.deepEqual(workerArguments(['cli.js', 'predict', 'm', '--', '--nproc']), ['cli.js', 'predict', 'm', '--', '--nproc']);
+  assert.equal(workerDevice('cuda', { LOCAL_RANK: '1', WORLD_SIZE: '4' }), 'cuda:1');
+  assert.equal(workerDevice('cuda', {}), 'cuda');
+  assert.equal(workerDevice('cpu', { LOCAL_RANK: '1', WORLD_SIZE: '4' }), 'cpu');
+  const flags = { nnodes: 1, nodeRank: 0 };
+  assert.equal(distributedFrom(flags, 'cpu', {}), undefined, 'alone without WORLD_SIZE');
+  assert.deepEqual(distributedFrom(flags, 'cpu', { WORLD_SIZE: '2', RANK: '1' }), { backend: 'gloo' });
+  assert.deepEqual(distributedFrom({ ...flags, rank: 1, worldSize: 2, masterPort: 7000 }, 'cuda:0', {}),
+    { rank: 1, worldSize: 2, masterPort: 7000, backend: 'nccl' });
+  assert.throws(() => distributedFrom({ ...flags, rank: 1 }, 'cpu', {}), { code: 'E_INVALID_ARGUMENT' });
+});
