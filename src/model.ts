@@ -8,7 +8,7 @@ import { DecodeSpec, VideoInput, chunk, groupBySize, nativeClip, pipelined, toCl
 import { EvalReport, topIndices } from './metrics';
 import { NativeModel, addon, callNative } from './native';
 import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './options';
-import { FineTuneOptions, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
+import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
 import type { Dataset } from './data';
 import { loadBackboneWeights } from './weights';
 import { ResolvedDistributed, distributedError, resolveDistributed } from './distributed';
@@ -180,9 +180,14 @@ export class VideoRNN {
     });
   }
 
-  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<EvalReport> {
+  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void } = {}):
+    Promise<EvalReport> {
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
-    return this.enqueue(() => evaluateDataset(this.host(), data, { batchSize, signal: options.signal, cacheEmbeddings: true }));
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw invalidArgument('onProgress', 'a function', options.onProgress);
+    }
+    return this.enqueue(() => evaluateDataset(this.host(), data,
+      { batchSize, signal: options.signal, cacheEmbeddings: true, onProgress: options.onProgress, phase: 'evaluate' }));
   }
 
   async train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {

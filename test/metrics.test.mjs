@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MetricsAccumulator, topIndices } from '../dist/metrics.js';
+import { VideoRNN } from '../dist/index.js';
+import { makeClip, memoryDataset } from './helpers/clips.mjs';
 
 function randomRows(count, classes, seed) {
   let state = seed;
@@ -50,4 +52,20 @@ test('top-5 is reported only with more than 5 classes; summed state vectors merg
   merged.loadVector(halves[0].toVector().map((value, index) => value + halves[1].toVector()[index]));
   assert.deepEqual(merged.report(), few.report());
   assert.deepEqual(topIndices([0.1, 0.5, 0.5, 0.2], 3), [1, 2, 3]);
+});
+
+test('evaluate reports progress per batch, and its last event carries the final loss and accuracy', async () => {
+  const classes = ['a', 'b', 'c'];
+  const data = memoryDataset(classes, Array.from({ length: 7 }, (_, index) => ({ clip: makeClip(2 + (index % 3), 32, 40 + index), label: index % 3 })));
+  const model = await VideoRNN.create({ classes, hiddenSize: 8, headSize: 8, frameSize: 32, seed: 4 });
+  try {
+    const events = [];
+    const report = await model.evaluate(data, { batchSize: 3, onProgress: (event) => events.push(event) });
+    assert.deepEqual(events.map((event) => [event.phase, event.batch, event.batches]), [['evaluate', 1, 3], ['evaluate', 2, 3], ['evaluate', 3, 3]]);
+    assert.equal(events.at(-1).accuracy, report.accuracy);
+    assert.ok(Math.abs(events.at(-1).loss - report.loss) < 1e-12);
+    await assert.rejects(model.evaluate(data, { onProgress: 'yes' }), { code: 'E_INVALID_ARGUMENT' });
+  } finally {
+    model.dispose();
+  }
 });

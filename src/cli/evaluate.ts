@@ -9,6 +9,8 @@ import { addDeviceOption, addOutputOptions } from './common';
 import { openDataset } from './datasets';
 import { evaluationText, printJson } from './format';
 import { onInterrupt } from './interrupt';
+import { ProgressDisplay } from './progress';
+import type { EvalReport } from '../metrics';
 
 interface EvaluateFlags {
   batchSize: number;
@@ -34,7 +36,15 @@ export function registerEvaluate(program: Command): void {
     try {
       const data = await openDataset(dataset, { root: flags.root, classes: model.classes });
       note(`evaluating ${data.size} clips...`);
-      const report = await model.evaluate(data, { batchSize: flags.batchSize, signal: interrupt.signal });
+      const progress = new ProgressDisplay({ enabled: !flags.quiet, validation: false });
+      progress.begin();
+      let report: EvalReport;
+      try {
+        report = await model.evaluate(data, { batchSize: flags.batchSize, signal: interrupt.signal,
+          onProgress: (event) => progress.update(event) });
+      } finally {
+        progress.stop();
+      }
       if (flags.json) {
         printJson({ model: path.resolve(modelFile), dataset, classes: model.classes, ...report });
         return;
