@@ -1,7 +1,8 @@
 import type { TensorMap } from '../clip';
 import { DTYPE_SIZES } from './dtype';
 import { WeightsFile } from './file';
-import { PickleError, unpickle } from './pickle';
+import { unpickle } from './pickle';
+import { PickleError } from './pickle-values';
 import { materialize, stateDictTensors, StorageTable, torchGlobals, type StorageRef } from './torch-pickle';
 import { ZipArchive } from './zip';
 

@@ -1,7 +1,7 @@
 import type { HostTensor, TensorMap } from '../clip';
 import { DTYPE_SIZES, toFloat32, type DType } from './dtype';
 import type { WeightsFile } from './file';
-import { describePickleValue, isTuple, PickleGlobal, type PickleGlobalHandler } from './pickle';
+import { describePickleValue, isTuple, PickleGlobal, type PickleGlobalHandler } from './pickle-values';
 
 /** A storage a torch pickle refers to by persistent id; its bytes live outside the pickle. */
 export class StorageRef {
