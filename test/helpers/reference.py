@@ -10,12 +10,16 @@ usage: reference.py vgg16 OUT_DIR SEED FRAMES_BIN N H W [FORMATS]
 """
 import collections
 import json
+import pathlib
 import struct
 import sys
 
 import numpy as np
 import torch
 import torchvision
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / 'bench' / 'reference'))
+from seed_model import load_checkpoint  # noqa: E402
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -44,20 +48,6 @@ def write_safetensors(path, tensors, metadata=None):
             out.write(chunk)
 
 
-def read_safetensors(path):
-    with open(path, 'rb') as handle:
-        (length,) = struct.unpack('<Q', handle.read(8))
-        header = json.loads(handle.read(length))
-        data = handle.read()
-    metadata = header.pop('__metadata__', {})
-    tensors = collections.OrderedDict()
-    for name, info in header.items():
-        begin, end = info['data_offsets']
-        assert info['dtype'] == 'F32'
-        tensors[name] = torch.from_numpy(np.frombuffer(data[begin:end], dtype='<f4').copy()).view(info['shape'])
-    return tensors, metadata
-
-
 def vgg16(out_dir, seed, frames_bin, n, h, w, formats):
     torch.manual_seed(seed)
     model = torchvision.models.vgg16().eval()
@@ -83,35 +73,9 @@ def vgg16(out_dir, seed, frames_bin, n, h, w, formats):
     fc7.numpy().astype('<f4').tofile(f'{out_dir}/fc7.bin')
 
 
-class SeedVideoRNN(torch.nn.Module):
-    """The seed's model with its three bugs fixed: cat(h_n[-2], h_n[-1]), indices kept, zero states by default."""
-
-    def __init__(self, classes, hidden, layers, bidirectional, head):
-        super().__init__()
-        vgg = torchvision.models.vgg16()
-        vgg.classifier = torch.nn.Sequential(*list(vgg.classifier.children())[:-1])
-        self.embedding = vgg
-        self.lstm = torch.nn.LSTM(4096, hidden, num_layers=layers, bidirectional=bidirectional)
-        directions = 2 if bidirectional else 1
-        self.classifier = torch.nn.Sequential(torch.nn.Linear(directions * hidden, head), torch.nn.ReLU(),
-                                              torch.nn.Linear(head, classes))
-        self.bidirectional = bidirectional
-
-    def forward(self, packed):
-        data = self.embedding(packed.data)
-        embedded = torch.nn.utils.rnn.PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
-                                                     packed.unsorted_indices)
-        _, (h_n, _) = self.lstm(embedded)
-        final = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
-        return self.classifier(final)
-
-
 def seed_logits(checkpoint, frames_bin, lengths, h, w, out_bin):
-    tensors, metadata = read_safetensors(checkpoint)
-    config = json.loads(metadata['config'])
-    model = SeedVideoRNN(len(config['classes']), config['hiddenSize'], config['numLayers'],
-                         config['bidirectional'], config['headSize']).eval()
-    model.load_state_dict(tensors, strict=True)
+    # The one PyTorch version of the seed's model (bugs fixed), shared with the benchmarks.
+    model, _, _ = load_checkpoint(checkpoint)
     x = read_frames(frames_bin, sum(lengths), h, w)
     clips = list(torch.split(x, lengths))
     packed = torch.nn.utils.rnn.pack_sequence(clips, enforce_sorted=False)
