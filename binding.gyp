@@ -21,7 +21,7 @@
       "defines": ["NAPI_VERSION=8", "<!@(node scripts/torch-paths.js defines)"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2"]
+      "cflags_cc": ["<!@(node scripts/torch-paths.js cxxflags)", "-fexceptions", "-frtti", "-O2"]
     }
   ]
 }

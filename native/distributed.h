@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include "compat.h"
 
 namespace video_rnn {
 
@@ -45,7 +46,7 @@ class DataParallel {
 
   DistributedConfig config_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<compat::CollectiveGroup> group_;
 };
 
 }  // namespace video_rnn

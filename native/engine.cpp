@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
+#include "compat.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,28 +24,20 @@ torch::Device parse_device(const std::string& name) {
 // Autocast is thread-local: enable it for the duration of one call on the calling thread.
 class AutocastScope {
  public:
-  AutocastScope(const std::string& precision, const torch::Device& device) {
+  AutocastScope(const std::string& precision, const torch::Device& device) : device_type_(device.type()) {
     if (precision == "fp32") return;
-    const auto dtype = precision == "fp16" ? at::kHalf : at::kBFloat16;
-    cuda_ = device.is_cuda();
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(dtype);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(dtype);
-      at::autocast::set_cpu_enabled(true);
-    }
+    compat::set_autocast(device_type_, true, precision == "fp16" ? at::kHalf : at::kBFloat16);
     active_ = true;
   }
   ~AutocastScope() {
     if (!active_) return;
-    if (cuda_) at::autocast::set_enabled(false); else at::autocast::set_cpu_enabled(false);
+    compat::set_autocast(device_type_, false, at::kFloat);
     at::autocast::clear_cache();
   }
 
  private:
+  c10::DeviceType device_type_;
   bool active_ = false;
-  bool cuda_ = false;
 };
 
 void check_frames(const torch::Tensor& frames) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Finds LibTorch for both build systems (CMakeLists.txt and binding.gyp), in the order the design
 // gives: LIBTORCH_DIR, the Python torch package's cmake prefix, then the system (libtorch-dev).
-// Usage: node scripts/torch-paths.js <cmake-prefix|include|libdirs|libs|defines|json>
+// Usage: node scripts/torch-paths.js <cmake-prefix|include|libdirs|libs|defines|cxx-standard|cxxflags|json>
 // (`include` and `defines` also say whether c10d's Gloo and NCCL process groups can be built.)
 'use strict';
 const fs = require('node:fs');
@@ -23,7 +23,8 @@ function configDirIn(cmakeDir) {
 }
 
 function fromLibtorchDir(root) {
-  for (const candidate of ['share/cmake', 'lib/cmake', 'lib64/cmake']) {
+  // The LibTorch root, or the cmake folder itself (what torch.utils.cmake_prefix_path prints).
+  for (const candidate of ['share/cmake', 'lib/cmake', 'lib64/cmake', '.']) {
     const dir = configDirIn(path.join(root, candidate));
     if (dir) return { source: 'LIBTORCH_DIR', cmakePrefix: path.dirname(dir), configDir: dir };
   }
@@ -37,7 +38,7 @@ function fromPython() {
       const out = execFileSync(python, ['-c', 'import torch.utils; print(torch.utils.cmake_prefix_path)'],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000 }).trim();
       const dir = out && configDirIn(out);
-      if (dir) return { source: `python (${python})`, cmakePrefix: out, configDir: dir };
+      if (dir) return { source: `python (${python})`, python, cmakePrefix: out, configDir: dir };
     } catch {
       // This interpreter has no torch; try the next one.
     }
@@ -75,6 +76,47 @@ function locate() {
   return found;
 }
 
+// The libstdc++ ABI LibTorch was built with (pip wheels changed it across 2.x): TorchConfig.cmake
+// states it in TORCH_CXX_FLAGS; a Python torch also answers for itself. null: not stated.
+function cxx11Abi(config, found) {
+  const stated = /_GLIBCXX_USE_CXX11_ABI=(\d)/.exec(config);
+  if (stated) return Number(stated[1]);
+  if (found.python) {
+    try {
+      const out = execFileSync(found.python, ['-c', 'import torch; print(int(torch.compiled_with_cxx11_abi()))'],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000 }).trim();
+      if (out === '0' || out === '1') return Number(out);
+    } catch { /* fall through */ }
+  }
+  return null;
+}
+
+// The C++ standard Torch's CMake files ask of dependents (cxx_std_NN or CXX_STANDARD NN), at least
+// 17, which node-addon-api needs.
+function cxxStandard(configDir) {
+  let standard = 17;
+  const dirs = [configDir, path.join(path.dirname(configDir), 'Caffe2')];
+  for (const dir of dirs) {
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).filter((file) => file.endsWith('.cmake'))) {
+      const text = fs.readFileSync(path.join(dir, name), 'utf8');
+      for (const match of text.matchAll(/(?:cxx_std_|INTERFACE_CXX_STANDARD\s+"?|set\(CMAKE_CXX_STANDARD\s+)(\d\d)\b/g)) {
+        standard = Math.max(standard, Number(match[1]));
+      }
+    }
+  }
+  return standard;
+}
+
+// MAJOR.MINOR.PATCH from the headers' TORCH_VERSION_* macros, e.g. "2.6.0".
+function torchVersion(prefix) {
+  const header = path.join(prefix, 'include/torch/csrc/api/include/torch/version.h');
+  if (!fs.existsSync(header)) return null;
+  const text = fs.readFileSync(header, 'utf8');
+  const parts = ['MAJOR', 'MINOR', 'PATCH'].map((part) => new RegExp(`#define TORCH_VERSION_${part} (\\d+)`).exec(text)?.[1]);
+  return parts.every(Boolean) ? parts.join('.') : null;
+}
+
 // Upstream TorchConfig.cmake sits three levels below its prefix, Debian's four: take the level
 // that holds the C++ API headers, so gyp builds see what CMake builds see.
 function describe(found) {
@@ -86,7 +128,8 @@ function describe(found) {
   if (!libDir) throw new Error(`${found.configDir} has no libtorch.so beside it.\n${HOW_TO_GET}`);
   const hasCuda = fs.readdirSync(libDir).some((name) => name.startsWith('libtorch_cuda'));
   const config = fs.readFileSync(path.join(found.configDir, 'TorchConfig.cmake'), 'utf8');
-  const abi = /_GLIBCXX_USE_CXX11_ABI=(\d)/.exec(config);
+  const abi = cxx11Abi(config, found);
+  const version = torchVersion(prefix);
   // c10d's Gloo process group needs Gloo's headers (Debian: libgloo-dev; pip and LibTorch
   // archives ship them under include/). NCCL is used only with a CUDA build whose nccl.h is found.
   const headerDirs = [path.join(prefix, 'include'), '/usr/include', '/usr/local/include'];
@@ -101,10 +144,13 @@ function describe(found) {
     libDir,
     libs: ['torch', 'torch_cpu', 'c10', ...(hasCuda ? ['torch_cuda', 'c10_cuda'] : [])],
     defines: [
-      ...(abi ? [`_GLIBCXX_USE_CXX11_ABI=${abi[1]}`] : []),
+      ...(abi !== null ? [`_GLIBCXX_USE_CXX11_ABI=${abi}`] : []),
       ...(glooDir ? ['VIDEO_RNN_WITH_GLOO=1', 'USE_DISTRIBUTED=1', 'USE_C10D_GLOO=1'] : []),
       ...(ncclDir ? ['VIDEO_RNN_WITH_NCCL=1', 'USE_C10D_NCCL=1'] : []),
     ],
+    version,
+    abi,
+    cxxStandard: cxxStandard(found.configDir),
     gloo: Boolean(glooDir),
     nccl: Boolean(ncclDir),
     cuda: hasCuda,
@@ -127,6 +173,8 @@ function main() {
     case 'libdirs': return print(info.libDir);
     case 'libs': return print([`-L${info.libDir}`, `-Wl,-rpath,${info.libDir}`, ...info.libs.map((l) => `-l${l}`)].join(' '));
     case 'defines': return print(info.defines.join(' '));
+    case 'cxx-standard': return print(info.cxxStandard);
+    case 'cxxflags': return print(`-std=c++${info.cxxStandard}`);
     case 'json': return print(JSON.stringify(info, null, 2));
     default:
       process.stderr.write(`unknown query ${what}\n`);

@@ -3,6 +3,8 @@ import { ffmpegPath } from './video';
 
 export interface BackendInfo {
   torchVersion: string;
+  /** Whether LibTorch and the addon use libstdc++'s C++11 ABI (_GLIBCXX_USE_CXX11_ABI=1). */
+  cxx11Abi: boolean;
   cuda: boolean;
   cudaDevices: number;
   threads: number;

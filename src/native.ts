@@ -81,6 +81,8 @@ export interface NativeModel {
 
 export interface NativeBackendInfo {
   torchVersion: string;
+  /** Whether LibTorch and the addon use libstdc++'s C++11 ABI (_GLIBCXX_USE_CXX11_ABI=1). */
+  cxx11Abi: boolean;
   cuda: boolean;
   cudaDevices: number;
   threads: number;

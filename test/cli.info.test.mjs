@@ -1,15 +1,18 @@
 // `video-rnn info` reports the LibTorch this installation links, in text and as JSON.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { backendInfo } from '../dist/index.js';
 import { parseJson, runCli } from './cli.run.mjs';
 
 const expected = backendInfo();
+const torchPaths = createRequire(import.meta.url)('../scripts/torch-paths.js');
 
 test('info prints the LibTorch version, threads and ffmpeg', async () => {
   const result = await runCli(['info']);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, new RegExp(`^libtorch:\\s+${expected.torchVersion.replace(/\./g, '\\.')}$`, 'm'));
+  const abi = expected.cxx11Abi ? 'C\\+\\+11' : 'pre-C\\+\\+11';
+  assert.match(result.stdout, new RegExp(`^libtorch:\\s+${expected.torchVersion.replace(/\./g, '\\.')} \\(${abi} libstdc\\+\\+ ABI\\)$`, 'm'));
   assert.match(result.stdout, new RegExp(`^threads:\\s+${expected.threads} `, 'm'));
   assert.match(result.stdout, /^cuda:\s+(no|yes, \d+ devices?)$/m);
   assert.match(result.stdout, /^ffmpeg:\s+\S+/m);
@@ -24,6 +27,14 @@ test('info --json gives the same facts as backendInfo()', async () => {
   assert.equal(info.ffmpeg, expected.ffmpeg);
   assert.match(info.version, /^\d+\.\d+\.\d+/);
   assert.match(info.addon, /video_rnn\.node$/);
+});
+
+test('the addon was built with the ABI and the LibTorch version that the build found in Torch\'s own files', () => {
+  const found = torchPaths.describe(torchPaths.locate());
+  assert.notEqual(found.abi, null, 'TorchConfig.cmake or Python torch states the ABI');
+  assert.equal(expected.cxx11Abi, found.abi === 1);
+  assert.equal(expected.torchVersion.split('.').slice(0, 2).join('.'), found.version.split('.').slice(0, 2).join('.'));
+  assert.ok(found.cxxStandard >= 17);
 });
 
 test('--version prints the package version and exits 0', async () => {

@@ -135,7 +135,13 @@ test('rotation metadata is applied: a sideways-stored video comes out upright, a
     `color=c=${lavfiColour('red')}:s=64x32:r=5:d=1[base];color=c=${lavfiColour('blue')}:s=32x32:r=5:d=1[half];` +
     '[base][half]overlay=x=32:y=0[out0]');
   const rotated = path.join(folder, 'rotated.mp4');
-  runFfmpeg(['-i', stored, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+  // ffmpeg 6 and later write the display matrix from -display_rotation (an input option) and ignore
+  // the old rotate tag when writing; 5.1 knows only the tag.
+  try {
+    runFfmpeg(['-display_rotation', '90', '-i', stored, '-c', 'copy', rotated]);
+  } catch {
+    runFfmpeg(['-i', stored, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+  }
   const info = await probeVideo(rotated);
   assert.deepEqual([info.width, info.height], [32, 64]);
   const clip = await decodeVideo(rotated);

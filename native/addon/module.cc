@@ -32,6 +32,8 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto object = Napi::Object::New(env);
   object.Set("torchVersion", TORCH_VERSION);
+  // The libstdc++ ABI this addon (and so the LibTorch it links) was compiled with.
+  object.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI != 0));
   const bool cuda = torch::cuda::is_available();
   object.Set("cuda", cuda);
   object.Set("cudaDevices", Napi::Number::New(env, cuda ? static_cast<double>(torch::cuda::device_count()) : 0.0));

@@ -27,7 +27,7 @@ export function registerInfo(program: Command): void {
       const lines = [
         ['video-rnn', info.version],
         ['node', `${info.node} (${info.platform})`],
-        ['libtorch', info.torchVersion],
+        ['libtorch', `${info.torchVersion} (${info.cxx11Abi ? 'C++11' : 'pre-C++11'} libstdc++ ABI)`],
         ['cuda', info.cuda ? `yes, ${info.cudaDevices} device${info.cudaDevices === 1 ? '' : 's'}` : 'no'],
         ['threads', `${info.threads} (of ${info.cpus} CPUs)`],
         ['openblas', info.blas.core ? `${info.blas.core} kernels, ${info.blas.threads} thread` : 'not in use'],

@@ -154,10 +154,10 @@ async function renderClip(ffmpeg: string, graph: string, frames: number, file: s
   try {
     await runFfmpeg({
       binary: ffmpeg,
-      input: graph,
-      inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'lavfi'],
+      // The graph's source filters make the frames: no input file, and no lavfi input device.
+      inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error'],
       // One thread and bit-exact flags make the bytes depend only on the parameters.
-      outputOptions: ['-frames:v', String(frames), '-c:v', 'mpeg4', '-q:v', '2', '-pix_fmt', 'yuv420p',
+      outputOptions: ['-filter_complex', graph, '-map', '[out0]', '-frames:v', String(frames), '-c:v', 'mpeg4', '-q:v', '2', '-pix_fmt', 'yuv420p',
         '-threads', '1', '-fflags', '+bitexact', '-flags:v', '+bitexact', '-map_metadata', '-1', '-f', 'mp4'],
       output: { file: partial },
       signal,

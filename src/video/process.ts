@@ -17,8 +17,12 @@ export interface ProcessLimits {
 
 export interface FfmpegJob extends ProcessLimits {
   binary: string;
-  /** A file (prefix it with `file:`) or a lavfi graph. Passed as one argv element, never through a shell. */
-  input: string;
+  /**
+   * A file (prefix it with `file:`), passed as one argv element, never through a shell. Absent for a
+   * job whose frames come from source filters in `-filter_complex` (synthetic clips): ffmpeg then needs
+   * no input, and no `-f lavfi`, whose check in fluent-ffmpeg misreads ffmpeg 7's `-formats` table.
+   */
+  input?: string;
   inputOptions: string[];
   outputOptions: string[];
   /** A file to write, or a consumer of stdout chunks (`pipe:1`). May throw to stop ffmpeg. */
@@ -177,14 +181,13 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
     }
 
     try {
-      const command = fluentFfmpeg({ stdoutLines: keptStderrLines })
-        .setFfmpegPath(job.binary)
-        .input(job.input)
-        // Spread arguments (every list here has two or more): given one array, fluent-ffmpeg splits
-        // any element that holds a single space into two arguments.
-        .inputOptions(...job.inputOptions)
-        .output(target)
-        .outputOptions(...job.outputOptions);
+      const command = fluentFfmpeg({ stdoutLines: keptStderrLines }).setFfmpegPath(job.binary);
+      // Spread arguments (every list here has two or more): given one array, fluent-ffmpeg splits
+      // any element that holds a single space into two arguments.
+      // With no input, the global options lead the output's.
+      if (job.input !== undefined) command.input(job.input).inputOptions(...job.inputOptions);
+      command.output(target)
+        .outputOptions(...(job.input !== undefined ? job.outputOptions : [...job.inputOptions, ...job.outputOptions]));
       command.on('start', () => {
         const child = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
         if (child !== undefined) supervisor.attach(child);

@@ -1,0 +1,76 @@
+#pragma once
+// The one place that knows which LibTorch the addon is built against: 1.13 (Debian 12) through
+// current 2.x. Everything else calls these helpers and never tests a version itself.
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#define VIDEO_RNN_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 0)
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
+#include <torch/csrc/distributed/c10d/TCPStoreBackend.hpp>
+#endif
+
+namespace video_rnn::compat {
+
+// What ProcessGroupGloo and ProcessGroupNCCL derive from: c10d::ProcessGroup until 1.13,
+// c10d::Backend since 2.0 (ProcessGroup became a dispatcher over backends).
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 0)
+using CollectiveGroup = c10d::Backend;
+#else
+using CollectiveGroup = c10d::ProcessGroup;
+#endif
+
+// Turns CPU or CUDA autocast on or off for the calling thread. 2.4 replaced the per-device
+// functions (set_enabled, set_cpu_enabled, set_autocast_*_dtype) by ones taking a device type.
+inline void set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dtype) {
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
+  if (enabled) at::autocast::set_autocast_dtype(device, dtype);
+  at::autocast::set_autocast_enabled(device, enabled);
+#else
+  if (device == c10::DeviceType::CUDA) {
+    if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(enabled);
+  } else {
+    if (enabled) at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(enabled);
+  }
+#endif
+}
+
+inline bool autocast_enabled(c10::DeviceType device) {
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+inline at::ScalarType autocast_dtype(c10::DeviceType device) {
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+// The TCPStore server's event loop. 2.4 made the libuv one the default (useLibUV = true), but a
+// LibTorch built without libuv (Debian 13's) then fails at run time: choose it only where the
+// build has it. Before 2.4 there is one implementation and nothing to choose.
+inline void choose_store_backend(c10d::TCPStoreOptions& options) {
+#if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
+  options.useLibUV = c10d::detail::is_libuv_tcpstore_backend_available();
+#else
+  (void)options;
+#endif
+}
+
+}  // namespace video_rnn::compat
