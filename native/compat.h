@@ -7,6 +7,9 @@
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <cstdlib>
+#include <string>
+
 #define VIDEO_RNN_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -14,9 +17,6 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #else
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#endif
-#if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
-#include <torch/csrc/distributed/c10d/TCPStoreBackend.hpp>
 #endif
 
 namespace video_rnn::compat {
@@ -62,15 +62,25 @@ inline at::ScalarType autocast_dtype(c10::DeviceType device) {
 #endif
 }
 
-// The TCPStore server's event loop. 2.4 made the libuv one the default (useLibUV = true), but a
-// LibTorch built without libuv (Debian 13's) then fails at run time: choose it only where the
-// build has it. Before 2.4 there is one implementation and nothing to choose.
-inline void choose_store_backend(c10d::TCPStoreOptions& options) {
+// A TCPStore. 2.4 made the libuv server loop the default (useLibUV = true), but a LibTorch built
+// without libuv (Debian 13's) refuses it at run time, and 2.6 does not export the function that
+// would tell in advance. So: libuv where the build has it (PyTorch's USE_LIBUV=0 turns it off, as in
+// Python), the classic loop where it has not. Before 2.4 there is one loop and nothing to choose.
+inline c10::intrusive_ptr<c10d::TCPStore> make_tcp_store(const std::string& host, c10d::TCPStoreOptions options) {
 #if VIDEO_RNN_TORCH_AT_LEAST(2, 4)
-  options.useLibUV = c10d::detail::is_libuv_tcpstore_backend_available();
-#else
-  (void)options;
+  const char* setting = std::getenv("USE_LIBUV");
+  options.useLibUV = setting == nullptr || std::string(setting) != "0";
+  if (options.useLibUV) {
+    try {
+      return c10::make_intrusive<c10d::TCPStore>(host, options);
+    } catch (const c10::Error& error) {
+      // Only the build's refusal falls back; a network failure is the caller's to report.
+      if (std::string(error.what_without_backtrace()).find("libuv") == std::string::npos) throw;
+    }
+    options.useLibUV = false;
+  }
 #endif
+  return c10::make_intrusive<c10d::TCPStore>(host, options);
 }
 
 }  // namespace video_rnn::compat

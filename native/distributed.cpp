@@ -20,8 +20,7 @@ DataParallel::DataParallel(const DistributedConfig& config) : config_(config) {
   store_options.numWorkers = static_cast<std::size_t>(config.world_size);
   store_options.waitWorkers = true;
   store_options.timeout = config.timeout;
-  compat::choose_store_backend(store_options);
-  store_ = c10::make_intrusive<c10d::TCPStore>(config.master_addr, store_options);
+  store_ = compat::make_tcp_store(config.master_addr, store_options);
   if (config.backend == "gloo") {
 #ifdef VIDEO_RNN_WITH_GLOO
     auto options = c10d::ProcessGroupGloo::Options::create(config.timeout);
