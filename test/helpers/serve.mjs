@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import Fastify from 'fastify';
-import { videoRNNPlugin } from '../../dist/fastify.js';
+// Through the package's own subpath export, as users import it.
+import { videoRNNPlugin } from 'video-rnn/fastify';
 
 /** A Fastify app with the plugin, listening on 127.0.0.1 at a port the kernel picks. */
 export async function startServer(pluginOptions) {

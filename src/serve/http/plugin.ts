@@ -97,6 +97,13 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
   app.addHook('onResponse', async (request, reply) => {
     metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
   });
+  // Once the app is closing, a keep-alive connection would hold server.close() open until it idles
+  // out (72 s in Fastify); answering with Connection: close ends each one with its last response.
+  let closing = false;
+  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   app.addHook('onClose', async () => {
     metrics.detach();
     if (options.service === undefined) await service.close();
