@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { PredictionService, VideoRNN, makeSyntheticDataset } from '../dist/index.js';
 import { renderGraph, temporaryFolder } from './helpers/media.mjs';
@@ -195,6 +196,21 @@ test('503 with Retry-After beyond the queue; a request aborted by its client fre
       assertPrediction((await json(response)).predictions[0], expected[index], `video ${index}`);
     }
     assert.equal(service.stats.batches, 1);
+  });
+});
+
+test('a client that disconnects halfway through its upload leaves no file, and the server carries on', async () => {
+  await withServer({}, async ({ url }) => {
+    const { port } = new URL(url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\nContent-Length: 100000\r\n\r\n');
+    socket.write(Buffer.alloc(30_000, 5));
+    await until(() => fs.readdirSync(uploads).length === 1, 'the upload folder to appear');
+    socket.destroy();
+    await until(() => fs.readdirSync(uploads).length === 0, 'the upload folder to be removed');
+    const response = await postRaw(url, videos[1]);
+    assert.equal(response.status, 200);
   });
 });
 

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { invalidArgument } from '../../errors';
+import { VideoRNNError, invalidArgument } from '../../errors';
 import { HttpError } from './errors';
 
 /** Bytes a request may still store, shared by all of its files. */
@@ -71,8 +71,13 @@ export class UploadFolder {
         }
       };
       const onEnd = (): void => { out.end(); };
+      // A client that disconnects mid-upload may end the stream without an error.
+      const onClose = (): void => {
+        if (!source.readableEnded) fail(new VideoRNNError('E_ABORTED', 'the upload was cut off before its end'));
+      };
       source.on('data', onData);
       source.once('end', onEnd);
+      source.once('close', onClose);
       source.once('error', fail);
       out.once('error', fail);
       out.once('finish', () => {
