@@ -5,9 +5,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import Fastify from 'fastify';
+import multipart from '@fastify/multipart';
+import { videoRNNPlugin } from 'video-rnn/fastify';
 import { PredictionService, VideoRNN, makeSyntheticDataset } from '../dist/index.js';
-import { renderGraph, temporaryFolder } from './helpers/media.mjs';
-import { assertEmptyFolder, assertError, json, postMultipart, postRaw, startServer, until } from './helpers/serve.mjs';
+import { renderGraph, temporaryFolder, waitFor } from './helpers/media.mjs';
+import { assertEmptyFolder, assertError, json, postMultipart, postRaw, startServer } from './helpers/serve.mjs';
 
 // As in serve.service.test.mjs: batched and lone results measured identical; different clips differ by > 1e-4.
 const tolerance = 1e-6;
@@ -65,6 +68,21 @@ test('a raw body and a multipart upload of several files get the predictions of 
     order.forEach((index, position) => assertPrediction(body.predictions[position], expected[index], `part ${position}`));
     assertEmptyFolder(uploads, 'a multipart prediction');
   });
+});
+
+test('mounted with a prefix in an app that already registered @fastify/multipart, with its own limits', async () => {
+  const app = Fastify({ logger: false });
+  await app.register(multipart, { limits: { fileSize: 1024 ** 3 } });
+  await app.register(videoRNNPlugin, { prefix: '/video', model, tempDir: uploads, processMetrics: false, maxBodyMB: 0.1, maxFiles: 2 });
+  const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/video`;
+  try {
+    const body = await json(await postMultipart(url, [videos[2], videos[1]]));
+    [2, 1].forEach((index, position) => assertPrediction(body.predictions[position], expected[index], `part ${position}`));
+    await assertError(await postMultipart(url, [videos[0], videos[1], videos[2]]), 413, 'E_PAYLOAD_TOO_LARGE');
+    assertEmptyFolder(uploads, '413 for too many files');
+  } finally {
+    await app.close();
+  }
 });
 
 test('32 concurrent requests equal the sequential results, in fewer batches than requests', async () => {
@@ -174,7 +192,7 @@ test('503 with Retry-After beyond the queue; a request aborted by its client fre
     const client = new AbortController();
     const first = postRaw(url, videos[0], { signal: client.signal }).catch((error) => error);
     const second = postRaw(url, videos[1]);
-    await until(() => service.stats.queued === 2 && service.stats.decoding === 0, 'two requests queued');
+    await waitFor(() => service.stats.queued === 2 && service.stats.decoding === 0, 'two requests queued');
     const full = await fetch(`${url}/readyz`);
     assert.equal(full.status, 503);
     const refused = await postRaw(url, videos[2]);
@@ -183,12 +201,12 @@ test('503 with Retry-After beyond the queue; a request aborted by its client fre
     assert.equal(fs.readdirSync(uploads).length, 2, 'only the two queued requests have files; the refused one left none');
     client.abort();
     assert.equal((await first).name, 'AbortError');
-    await until(() => service.stats.queued === 1, 'the aborted request to leave the queue');
+    await waitFor(() => service.stats.queued === 1, 'the aborted request to leave the queue');
     assert.equal(service.stats.rejections.E_ABORTED, 1);
     assert.equal((await fetch(`${url}/readyz`)).status, 200);
     // The freed slot takes one more request, and only one.
     const third = postRaw(url, videos[3]);
-    await until(() => service.stats.queued === 2 && service.stats.decoding === 0, 'the third request queued and decoded');
+    await waitFor(() => service.stats.queued === 2 && service.stats.decoding === 0, 'the third request queued and decoded');
     await assertError(await postRaw(url, videos[2]), 503, 'E_OVERLOADED');
     await service.close();
     for (const [response, index] of [[await second, 1], [await third, 3]]) {
@@ -206,9 +224,9 @@ test('a client that disconnects halfway through its upload leaves no file, and t
     await new Promise((resolve) => socket.once('connect', resolve));
     socket.write('POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\nContent-Length: 100000\r\n\r\n');
     socket.write(Buffer.alloc(30_000, 5));
-    await until(() => fs.readdirSync(uploads).length === 1, 'the upload folder to appear');
+    await waitFor(() => fs.readdirSync(uploads).length === 1, 'the upload folder to appear');
     socket.destroy();
-    await until(() => fs.readdirSync(uploads).length === 0, 'the upload folder to be removed');
+    await waitFor(() => fs.readdirSync(uploads).length === 0, 'the upload folder to be removed');
     const response = await postRaw(url, videos[1]);
     assert.equal(response.status, 200);
   });

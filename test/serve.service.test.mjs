@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PredictionService, VideoRNN, makeSyntheticDataset } from '../dist/index.js';
 import { makeClip } from './helpers/clips.mjs';
-import { renderGraph, temporaryFolder } from './helpers/media.mjs';
+import { childProcesses, rejectsWithCode, renderGraph, temporaryFolder } from './helpers/media.mjs';
 
 // A clip's probabilities in a batch against alone: measured identical here (difference 0); 1e-6
 // allows for kernels that differ with the batch shape. Different clips differ by more than 1e-4
@@ -44,15 +44,6 @@ function batchSizes(service) {
   const sizes = [];
   service.on('batch', (event) => sizes.push(event.clips));
   return sizes;
-}
-
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
 }
 
 test('12 concurrent calls run in 3 batches of 4 and each caller gets its own result', async () => {
@@ -119,8 +110,7 @@ test('maxQueue: a call beyond it rejects with E_OVERLOADED and the accepted ones
   const second = service.predict(clips[1]);
   assert.equal(service.stats.queued, 2);
   assert.equal(service.accepting, false);
-  const error = await rejection(service.predict(clips[2]));
-  assert.equal(error.code, 'E_OVERLOADED');
+  await rejectsWithCode(service.predict(clips[2]), 'E_OVERLOADED');
   await service.close();
   assertSame((await first)[0], await alone(clips[0]), 'first');
   assertSame((await second)[0], await alone(clips[1]), 'second');
@@ -132,10 +122,9 @@ test('E_TIMEOUT: a call that waits too long leaves, and the batch it would have 
   const service = new PredictionService(model, { maxBatchClips: 3, maxDelayMs: 60_000 });
   const sizes = batchSizes(service);
   const started = performance.now();
-  const first = rejection(service.predict(clips[0], { timeoutMs: 300 }));
+  const first = rejectsWithCode(service.predict(clips[0], { timeoutMs: 300 }), 'E_TIMEOUT');
   const second = service.predict(clips[1]);
-  const error = await first;
-  assert.equal(error.code, 'E_TIMEOUT');
+  await first;
   assert.ok(performance.now() - started >= 290);
   assert.equal(service.stats.queued, 1);
   // The batch fills (1 + 2 clips) and runs at once, without the call that left.
@@ -148,7 +137,7 @@ test('E_TIMEOUT: a call that waits too long leaves, and the batch it would have 
   assert.deepEqual(service.stats.rejections, { E_TIMEOUT: 1 });
   // The service's own timeoutMs applies when a call sets none.
   const short = new PredictionService(model, { timeoutMs: 200, maxDelayMs: 60_000 });
-  assert.equal((await rejection(short.predict(clips[0]))).code, 'E_TIMEOUT');
+  await rejectsWithCode(short.predict(clips[0]), 'E_TIMEOUT');
   assert.equal(short.stats.batches, 0);
   await Promise.all([service.close(), short.close()]);
 });
@@ -178,25 +167,13 @@ test('E_ABORTED: an aborted call leaves the forming batch, and one aborted while
   assert.equal(service.stats.queued, 0);
   const already = new AbortController();
   already.abort();
-  assert.equal((await rejection(service.predict(clips[0], { signal: already.signal }))).code, 'E_ABORTED');
+  await rejectsWithCode(service.predict(clips[0], { signal: already.signal }), 'E_ABORTED');
   await service.close();
 });
 
-/** Child processes of this process running ffmpeg or ffprobe, read from /proc. */
+/** Child processes of this process running ffmpeg or ffprobe. */
 function decoderChildren() {
-  let count = 0;
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const match = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-    if (match && Number(match[2]) === process.pid && /^ff(mpeg|probe)$/.test(match[1])) count += 1;
-  }
-  return count;
+  return childProcesses().filter((child) => /^ff(mpeg|probe)$/.test(child.command)).length;
 }
 
 test('paths are decoded ahead of the model, at most decodeConcurrency at once (counted in /proc)', async () => {
@@ -226,12 +203,11 @@ test('maxVideoSeconds: a longer video rejects with E_VIDEO_DECODE before it is d
   const broken = path.join(folder, 'broken.mp4');
   fs.writeFileSync(broken, 'not a video at all');
   const service = new PredictionService(model, { maxVideoSeconds: 2 });
-  const tooLong = await rejection(service.predict(long));
-  assert.equal(tooLong.code, 'E_VIDEO_DECODE');
+  const tooLong = await rejectsWithCode(service.predict(long), 'E_VIDEO_DECODE');
   assert.match(tooLong.message, /3\.0 s/);
   assert.equal(service.stats.videosDecoded, 0);
-  assert.equal((await rejection(service.predict(broken))).code, 'E_VIDEO_DECODE');
-  assert.equal((await rejection(service.predict(path.join(folder, 'missing.mp4')))).code, 'E_VIDEO_NOT_FOUND');
+  await rejectsWithCode(service.predict(broken), 'E_VIDEO_DECODE');
+  await rejectsWithCode(service.predict(path.join(folder, 'missing.mp4')), 'E_VIDEO_NOT_FOUND');
   const roomy = new PredictionService(model, { maxVideoSeconds: 4 });
   assertSame((await roomy.predict(long))[0], await alone(long), 'a 3 s video under a 4 s limit');
   await Promise.all([service.close(), roomy.close()]);
@@ -248,7 +224,7 @@ test('close() finishes the accepted calls, then resolves; later calls reject wit
   assert.deepEqual(finished, [2, 2, 2]);
   assert.equal(service.stats.clips, 6);
   assert.equal(service.stats.activeCalls, 0);
-  assert.equal((await rejection(service.predict(makeClip(2, 32)))).code, 'E_DISPOSED');
+  await rejectsWithCode(service.predict(makeClip(2, 32)), 'E_DISPOSED');
   await Promise.all(calls);
 });
 
@@ -258,10 +234,10 @@ test('bad arguments reject with E_INVALID_ARGUMENT before anything is queued', a
   assert.throws(() => new PredictionService({}), { code: 'E_INVALID_ARGUMENT' });
   const service = new PredictionService(model, { maxQueue: 2 });
   for (const input of [[], { data: new Uint8Array(5), frames: 1, height: 32, width: 32 }, '', 42]) {
-    assert.equal((await rejection(service.predict(input))).code, 'E_INVALID_ARGUMENT');
+    await rejectsWithCode(service.predict(input), 'E_INVALID_ARGUMENT');
   }
-  assert.equal((await rejection(service.predict(makeClip(2, 32), { topK: 0 }))).code, 'E_INVALID_ARGUMENT');
-  assert.equal((await rejection(service.predict([1, 2, 3].map((seed) => makeClip(2, 32, seed))))).code, 'E_INVALID_ARGUMENT');
+  await rejectsWithCode(service.predict(makeClip(2, 32), { topK: 0 }), 'E_INVALID_ARGUMENT');
+  await rejectsWithCode(service.predict([1, 2, 3].map((seed) => makeClip(2, 32, seed))), 'E_INVALID_ARGUMENT');
   assert.equal(service.stats.accepted, 0);
   await service.close();
 });

@@ -47,14 +47,6 @@ export function assertEmptyFolder(folder, after) {
   assert.deepEqual(fs.readdirSync(folder), [], `temporary files left after ${after}`);
 }
 
-export async function until(condition, what, timeoutMs = 10_000) {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /**
  * Parses the Prometheus text exposition format (version 0.0.4) strictly: every line is a comment,
  * blank, or `name{label="value",...} number`; anything else fails. `value(name, labels)` finds one

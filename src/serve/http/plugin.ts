@@ -74,7 +74,9 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
   const metrics = createMetrics(service, model, options.registry ?? new Registry(), options.processMetrics ?? true);
   const authorized = keyMatcher(options.apiKey);
 
-  await app.register(multipart, { limits: { fileSize: maxBodyBytes, files: maxFiles, fields: 32, fieldSize: 4096, parts: maxFiles + 32 } });
+  // A host app that already registered @fastify/multipart keeps its registration (a second one would
+  // fail on its decorators); the route passes its own limits per request either way.
+  if (!app.hasRequestDecorator('parts')) await app.register(multipart);
   // The stream itself is the body; the route stores it, counting bytes against --max-body-mb.
   const passThrough: FastifyContentTypeParser = (_request, payload, done) => done(null, payload);
   app.addContentTypeParser('application/octet-stream', passThrough);

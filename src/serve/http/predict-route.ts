@@ -49,8 +49,10 @@ function renamed(error: unknown, inputs: Input[]): unknown {
   return message === error.message ? error : new VideoRNNError(error.code, message, { cause: error.cause });
 }
 
-async function multipartInputs(request: FastifyRequest, folder: UploadFolder, budget: ByteBudget, inputs: Input[]): Promise<void> {
-  for await (const part of request.parts()) {
+async function multipartInputs(request: FastifyRequest, folder: UploadFolder, budget: ByteBudget, maxFiles: number,
+  inputs: Input[]): Promise<void> {
+  const limits = { fileSize: budget.limit, files: maxFiles, fields: 32, fieldSize: 4096, parts: maxFiles + 32 };
+  for await (const part of request.parts({ limits })) {
     if (part.type !== 'file') continue;
     const file = part as MultipartFile;
     const stored = await folder.save(file.file, budget);
@@ -90,7 +92,7 @@ export function registerPredictRoute(app: FastifyInstance, settings: PredictRout
     try {
       const budget = new ByteBudget(maxBodyBytes);
       if (kind === 'raw') inputs.push({ path: await folder!.save(request.body as Readable, budget), name: 'body' });
-      else if (kind === 'multipart') await multipartInputs(request, folder!, budget, inputs);
+      else if (kind === 'multipart') await multipartInputs(request, folder!, budget, maxFiles, inputs);
       else await jsonInputs(request.body, allowed!, maxFiles, inputs);
       if (inputs.length === 0) throw invalidArgument('body', 'a video', 'an empty body');
       const predictions = await service.predict(inputs.map((input) => input.path), { topK, signal: controller.signal });
