@@ -47,8 +47,9 @@ async function startServe(args, env = {}) {
 }
 
 test('SIGTERM with requests in flight: it stops listening, all of them complete, then it exits 0', async () => {
-  // A long batch delay keeps the requests in flight when the signal arrives.
-  const server = await startServe(['--max-delay-ms', '1500', '--max-batch-clips', '16']);
+  // A long batch delay keeps the requests in flight when the signal arrives; generous timeouts
+  // keep a slow machine from turning the drain into 504s or a cut drain.
+  const server = await startServe(['--max-delay-ms', '1500', '--max-batch-clips', '16', '--timeout-ms', '600000', '--drain-seconds', '600']);
   const inFlight = videos.map((video) => postRaw(server.url, video));
   let queued = 0;
   while (queued < videos.length) queued = (await json(await fetch(`${server.url}/readyz`))).queued;
