@@ -3,7 +3,7 @@
 //    (--max-batch-clips 8) against off (--max-batch-clips 1), cells alternating in one run;
 //  - errors at in-capacity load (must be 0), and 503s only beyond the queue limit;
 //  - the server's RSS at the start and end of a soak at 16 clients.
-//   node bench/serve.mjs [--duration-s 10] [--levels 1,4,16,64] [--soak-s 300] [--device cpu]
+//   node bench/serve.mjs [--duration-s 10] [--levels 1,4,16,64] [--soak-s 300] [--soak-only] [--device cpu]
 //        [--frame-size 64] [--frames 8] [--hidden 128] [--out FILE]
 // Each server is `node dist/cli.js serve` in its own process; this process is only the client
 // (Node's fetch, one request per client at a time, each a raw MP4 upload).
@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { argument, loadAverage, machine, median, repositoryRoot, round, writeResults } from './common.mjs';
+import { argument, flag, loadAverage, machine, median, repositoryRoot, round, writeResults } from './common.mjs';
 
 const { PredictionService, VideoRNN, decodeVideo, makeSyntheticDataset } = await import(path.join(repositoryRoot, 'dist', 'index.js'));
 
@@ -161,42 +161,50 @@ async function serviceOnly(modelFile, clips) {
 
 const loadBefore = loadAverage();
 const { modelFile, bodies, clips } = await fixture();
-const service = await serviceOnly(modelFile, clips);
 // Timeouts long enough that a slow machine shows slow answers, not 504s: errors here must be 0.
 const common = ['--max-queue', '128', '--timeout-ms', '600000'];
-const modes = {
-  on: await startServer(modelFile, [...common, '--max-batch-clips', '8', '--max-delay-ms', '5']),
-  off: await startServer(modelFile, [...common, '--max-batch-clips', '1']),
-};
-const table = [];
-try {
-  // Warm-up: the first batches of a shape build their kernels.
-  for (const server of Object.values(modes)) await load(server.url, bodies, 4, Math.min(3, durationSeconds));
-  for (const [index, clients] of levels.entries()) {
-    // The mode that goes first alternates, so drift in the machine's load falls on both alike.
-    const order = index % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
-    const row = { clients };
-    for (const mode of order) {
-      row[mode] = await cell(modes[mode], bodies, clients, durationSeconds);
-      console.log(`serve: ${clients} clients, batching ${mode}: ${row[mode].clipsPerSecond} clips/s, ` +
-        `p50 ${row[mode].p50Ms} ms, p99 ${row[mode].p99Ms} ms, ${row[mode].clipsPerBatch} clips/batch, errors ${row[mode].errors}`);
+
+/** Batching on against off (the service alone, then over HTTP), and the queue limit. */
+async function comparisons() {
+  const service = await serviceOnly(modelFile, clips);
+  const modes = {
+    on: await startServer(modelFile, [...common, '--max-batch-clips', '8', '--max-delay-ms', '5']),
+    off: await startServer(modelFile, [...common, '--max-batch-clips', '1']),
+  };
+  const table = [];
+  try {
+    // Warm-up: the first batches of a shape build their kernels.
+    for (const server of Object.values(modes)) await load(server.url, bodies, 4, Math.min(3, durationSeconds));
+    for (const [index, clients] of levels.entries()) {
+      // The mode that goes first alternates, so drift in the machine's load falls on both alike.
+      const order = index % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
+      const row = { clients };
+      for (const mode of order) {
+        row[mode] = await cell(modes[mode], bodies, clients, durationSeconds);
+        console.log(`serve: ${clients} clients, batching ${mode}: ${row[mode].clipsPerSecond} clips/s, ` +
+          `p50 ${row[mode].p50Ms} ms, p99 ${row[mode].p99Ms} ms, ${row[mode].clipsPerBatch} clips/batch, errors ${row[mode].errors}`);
+      }
+      row.throughputRatio = round(row.on.clipsPerSecond / row.off.clipsPerSecond, 2);
+      row.p50Ratio = round(row.on.p50Ms / row.off.p50Ms, 2);
+      table.push(row);
     }
-    row.throughputRatio = round(row.on.clipsPerSecond / row.off.clipsPerSecond, 2);
-    row.p50Ratio = round(row.on.p50Ms / row.off.p50Ms, 2);
-    table.push(row);
+  } finally {
+    await Promise.all(Object.values(modes).map(stopServer));
   }
-} finally {
-  await Promise.all(Object.values(modes).map(stopServer));
+
+  // Beyond the queue: a limit of 8 clips, 4 clients (within it) and 32 (beyond it).
+  const small = await startServer(modelFile, ['--max-queue', '8', '--timeout-ms', '600000', '--max-batch-clips', '8', '--max-delay-ms', '5']);
+  const overload = {};
+  try {
+    for (const clients of [4, 32]) overload[`${clients} clients, --max-queue 8`] = await cell(small, bodies, clients, durationSeconds);
+  } finally {
+    await stopServer(small);
+  }
+  return { service, table, overload };
 }
 
-// Beyond the queue: a limit of 8 clips, 4 clients (within it) and 32 (beyond it).
-const small = await startServer(modelFile, ['--max-queue', '8', '--timeout-ms', '600000', '--max-batch-clips', '8', '--max-delay-ms', '5']);
-const overload = {};
-try {
-  for (const clients of [4, 32]) overload[`${clients} clients, --max-queue 8`] = await cell(small, bodies, clients, durationSeconds);
-} finally {
-  await stopServer(small);
-}
+// --soak-only: the RSS soak alone (the comparisons take several minutes on a busy machine).
+const { service, table, overload } = flag('soak-only') ? { service: [], table: [], overload: {} } : await comparisons();
 
 let soak = null;
 if (soakSeconds > 0) {
