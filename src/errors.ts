@@ -14,7 +14,11 @@ export type ErrorCode =
   /** Training stopped because the loss became NaN or infinite; the weights are those before the batch. */
   | 'E_NON_FINITE_LOSS'
   /** A rank of a distributed run could not rendezvous, or a peer failed or timed out. */
-  | 'E_DISTRIBUTED';
+  | 'E_DISTRIBUTED'
+  /** A PredictionService's queue is full; retry later. */
+  | 'E_OVERLOADED'
+  /** A PredictionService call got no answer within its timeout. */
+  | 'E_TIMEOUT';
 
 export class VideoRNNError extends Error {
   readonly code: ErrorCode;
