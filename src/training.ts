@@ -1,12 +1,13 @@
 // Epochs, batching, shuffling, prefetch, progress, abort and validation, in TypeScript; one native
-// call does one batch step. With a frozen backbone, embeddings are cached per sample so that later
-// epochs neither decode nor run the CNN.
+// call does one batch step. With a frozen backbone, embeddings are cached per video (src/cache-key.ts)
+// so that later epochs neither decode nor run the CNN.
 import { MetricsAccumulator, EvalReport } from './metrics';
 import { VideoRNNError, checkInteger, checkNumber, invalidArgument, throwIfAborted } from './errors';
 import { DecodeSpec, chunk, nativeClip, pipelined, toClip } from './inputs';
 import { NativeClip, NativeModel, callNative } from './native';
 import type { ModelConfig } from './options';
 import { MAX_TRAINABLE_BACKBONE_LAYERS } from './constants';
+import { CacheKeyer, cacheKeyer } from './cache-key';
 import { Dataset, split } from './data';
 import { createRandom, shuffleInPlace } from './data/random';
 import { DistributedOptions, ResolvedDistributed, distributedError, shardBatches, shardIndices } from './distributed';
@@ -112,22 +113,16 @@ function checkDataset(data: Dataset, config: ModelConfig, name: string): void {
   }
 }
 
-/** Cache keys tie embeddings to the sample, how it was decoded, and the backbone's weights. */
-function cacheKeyer(config: ModelConfig, fingerprint: string): (id: string) => string {
-  const decoding = JSON.stringify({ frameSize: config.frameSize, sampling: config.sampling });
-  return (id) => `${id}\u0000${decoding}\u0000${fingerprint}`;
-}
-
 interface PreparedBatch {
   clips: NativeClip[];
   labels: number[];
 }
 
 async function prepareBatch(host: TrainingHost, data: Dataset, indices: number[], spec: DecodeSpec,
-  keyOf: ((id: string) => string) | undefined): Promise<PreparedBatch> {
+  keyOf: CacheKeyer | undefined): Promise<PreparedBatch> {
   const samples = indices.map((index) => data.sample(index));
   const clips = await Promise.all(samples.map(async (sample) => {
-    const key = keyOf?.(sample.id);
+    const key = await keyOf?.(sample.source);
     if (key !== undefined && host.native.isCached(key)) return { cacheKey: key };
     const clip = await toClip(sample.source, spec, `sample ${sample.id}`);
     return nativeClip(clip, key, key !== undefined);
@@ -154,7 +149,7 @@ export interface EvaluateSettings {
 export async function evaluateDataset(host: TrainingHost, data: Dataset, settings: EvaluateSettings): Promise<EvalReport> {
   checkDataset(data, host.config, 'data');
   const frozen = host.config.trainableBackboneLayers === 0;
-  let keyOf: ((id: string) => string) | undefined;
+  let keyOf: CacheKeyer | undefined;
   if (settings.cacheEmbeddings && frozen) {
     keyOf = cacheKeyer(host.config, settings.fingerprint ?? await callNative(() => host.native.fingerprint()));
   }

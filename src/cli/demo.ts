@@ -89,7 +89,12 @@ async function runDemo(flags: DemoFlags): Promise<void> {
     progress.stop();
 
     say(`evaluating on ${test.size} held-out clips`);
+    // The work the evaluation did shows it ran on the held-out files themselves, not on cached training clips.
+    const before = model.stats;
     const evaluation = await model.evaluate(test, { batchSize: settings.batchSize, signal });
+    const heldOut = { videosDecoded: model.stats.videosDecoded - before.videosDecoded,
+      framesEmbedded: model.stats.framesEmbedded - before.framesEmbedded,
+      cacheHits: model.stats.embeddingCacheHits - before.embeddingCacheHits };
     await model.save(output);
     const modelBytes = fs.statSync(output).size;
     model.dispose();
@@ -109,11 +114,13 @@ async function runDemo(flags: DemoFlags): Promise<void> {
         seconds: total, directory: temporary && !flags.keep ? null : dir, device: model.device,
         settings: { ...settings, frameSize, epochs: flags.epochs, weights: flags.weights ?? null },
         classes: train.classes, clips: { train: train.size, test: test.size, fresh: fresh.size },
-        training, evaluation, model: { path: keptModel ? output : null, bytes: modelBytes },
+        training, evaluation, heldOut, model: { path: keptModel ? output : null, bytes: modelBytes },
         predictions: rows,
       });
     } else {
-      const lines = [trainingText(training), '', `held-out clips (${evaluation.count}, drawn with another seed):`,
+      const lines = [trainingText(training), '',
+        `held-out clips (${evaluation.count}, drawn with another seed; ${heldOut.videosDecoded} decoded and ` +
+        `${heldOut.framesEmbedded} frames embedded for this evaluation, ${heldOut.cacheHits} from the cache):`,
         evaluationText(evaluation, train.classes), '',
         keptModel ? `model saved to ${output} (${bytes(modelBytes)})`
           : `model saved (${bytes(modelBytes)}) and read back; the temporary folder is removed (--dir or --output keep it)`,
