@@ -56,6 +56,17 @@ function checkTimeout(value: unknown): number | undefined {
   return value === undefined ? undefined : checkInteger('timeout', value, 1, largestTimeout);
 }
 
+/**
+ * `frames` already fixes the count, so `maxFrames` beside it is refused. Shared by decodeVideo and by
+ * VideoRNN.create's `sampling`, so that a model never holds a sampling that every decode would refuse.
+ */
+export function checkFrameCount(settings: { frames?: number; maxFrames?: number }, prefix = ''): void {
+  if (settings.frames !== undefined && settings.maxFrames !== undefined) {
+    throw invalidArgument(`${prefix}maxFrames`, `no value when ${prefix}frames is set (frames already fixes the count)`,
+      settings.maxFrames);
+  }
+}
+
 export function parseDecodeOptions(options: unknown): DecodeSettings {
   const record = readOptions(options, decodeOptionNames);
   const settings: DecodeSettings = { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
@@ -69,10 +80,7 @@ export function parseDecodeOptions(options: unknown): DecodeSettings {
   }
   if (record.maxFrames !== undefined) settings.maxFrames = checkInteger('maxFrames', record.maxFrames, 1, 1_000_000);
   if (record.frames !== undefined) settings.frames = checkInteger('frames', record.frames, 1, 1_000_000);
-  if (settings.frames !== undefined && settings.maxFrames !== undefined) {
-    throw invalidArgument('maxFrames', 'no value when frames is set (frames already fixes the count)',
-      settings.maxFrames);
-  }
+  checkFrameCount(settings);
   return settings;
 }
 
