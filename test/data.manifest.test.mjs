@@ -165,11 +165,11 @@ test('UCF101 lists report labels outside classInd.txt and unknown class folders 
 });
 
 test('a missing manifest, an empty one, and bad options have codes', async () => {
-  await rejectsWithCode(ManifestDataset.open(path.join(folder, 'none.txt')), 'E_VIDEO_NOT_FOUND');
+  await rejectsWithCode(ManifestDataset.open(path.join(folder, 'none.txt')), 'E_DATASET_NOT_FOUND');
   const empty = write(path.join(folder, 'empty', 'list.txt'), '# nothing yet\n');
   await rejectsWithCode(ManifestDataset.open(empty), 'E_INVALID_ARGUMENT');
   await rejectsWithCode(ManifestDataset.open(empty, { format: 'xml' }), 'E_INVALID_ARGUMENT');
   await rejectsWithCode(ManifestDataset.open(empty, { classes: ['a', 'a'] }), 'E_INVALID_ARGUMENT');
   await rejectsWithCode(ManifestDataset.open(empty, { rooot: folder }), 'E_INVALID_ARGUMENT');
-  await rejectsWithCode(ManifestDataset.open(empty, { root: path.join(folder, 'no-root') }), 'E_VIDEO_NOT_FOUND');
+  await rejectsWithCode(ManifestDataset.open(empty, { root: path.join(folder, 'no-root') }), 'E_DATASET_NOT_FOUND');
 });

@@ -96,3 +96,8 @@ test('fractional labels are refused, never truncated: dataset entries, and sampl
     model.dispose();
   }
 });
+
+test('a model file or weights file that does not exist is E_WEIGHTS_NOT_FOUND', async () => {
+  await assert.rejects(VideoRNN.load(path.join(dir, 'absent.safetensors')), { code: 'E_WEIGHTS_NOT_FOUND' });
+  await assert.rejects(VideoRNN.create({ ...small, backboneWeights: path.join(dir, 'absent.pth') }), { code: 'E_WEIGHTS_NOT_FOUND' });
+});

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeSyntheticDataset } from '../data';
+import { VideoRNNError } from '../errors';
 import { VideoRNN } from '../model';
 import type { Device } from '../options';
 import * as parse from './arguments';
@@ -46,6 +47,15 @@ const settings = {
   learningRate: 1e-3,
 };
 
+/** The demo folder, or E_IO naming it: a system error never reaches the user raw. */
+function makeFolder(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    throw new VideoRNNError('E_IO', `Cannot create the demo folder ${dir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+  }
+}
+
 export function registerDemo(program: Command): void {
   const command = program.command('demo')
     .description('render a synthetic dataset, train, evaluate, save and predict: no files or network needed')
@@ -71,7 +81,7 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   const signal = interrupt.signal;
   let model: VideoRNN | undefined;
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     say(`rendering ${settings.classes.length * (settings.trainPerClass + settings.testPerClass + settings.freshPerClass)} synthetic clips into ${dir}`);
     const common = { classes: settings.classes, size: settings.clipSize, minFrames: settings.minFrames, maxFrames: settings.maxFrames, signal };
     const train = await makeSyntheticDataset(path.join(dir, 'train'), { ...common, perClass: settings.trainPerClass, seed: settings.seeds.train });

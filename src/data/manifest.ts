@@ -29,9 +29,10 @@ async function readText(file: string, what: string): Promise<string> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new VideoRNNError('E_VIDEO_NOT_FOUND', `${what} not found: ${file}`, { cause: error });
+      throw new VideoRNNError('E_DATASET_NOT_FOUND', `${what} not found: ${file}`, { cause: error });
     }
-    throw new VideoRNNError('E_INVALID_ARGUMENT', `Cannot read ${what} ${file}: ${(error as Error).message}`, { cause: error });
+    throw new VideoRNNError(code === 'EISDIR' ? 'E_INVALID_ARGUMENT' : 'E_IO', `Cannot read ${what} ${file}: ${(error as Error).message}`,
+      { cause: error });
   }
 }
 
