@@ -76,7 +76,6 @@ export interface TrainingHost {
   group?: ResolvedDistributed;
 }
 
-/** A native call whose failure, in a group, is reported as E_DISTRIBUTED when a peer caused it. */
 /**
  * Whether to stop before the next step. Alone, the signal decides. In a group, every rank must stop at
  * the same step, or the others would wait in a collective until the timeout: the ranks add up their
@@ -96,6 +95,7 @@ async function stopIfAborted(host: TrainingHost, signal: AbortSignal | undefined
   }
 }
 
+/** A native call whose failure, in a group, is reported as E_DISTRIBUTED when a peer caused it. */
 async function collective<T>(host: TrainingHost, run: () => Promise<T>): Promise<T> {
   try {
     return await callNative(run);

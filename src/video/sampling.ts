@@ -21,15 +21,6 @@ export interface ProbeOptions {
   timeout?: number;
 }
 
-export interface DecodeSettings {
-  size?: number;
-  fps?: number;
-  maxFrames?: number;
-  frames?: number;
-  signal?: AbortSignal;
-  timeout?: number;
-}
-
 const decodeOptionNames = ['size', 'fps', 'maxFrames', 'frames', 'signal', 'timeout'];
 const probeOptionNames = ['signal', 'timeout'];
 const largestTimeout = 2_147_483_647;
@@ -67,9 +58,10 @@ export function checkFrameCount(settings: { frames?: number; maxFrames?: number 
   }
 }
 
-export function parseDecodeOptions(options: unknown): DecodeSettings {
+/** Checks what decodeVideo was given; the result holds only the options that were set. */
+export function parseDecodeOptions(options: unknown): DecodeOptions {
   const record = readOptions(options, decodeOptionNames);
-  const settings: DecodeSettings = { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
+  const settings: DecodeOptions = { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
   if (record.size !== undefined) settings.size = checkInteger('size', record.size, 1, 8192);
   if (record.fps !== undefined) {
     const fps = record.fps;
@@ -107,7 +99,7 @@ export function uniformIndices(total: number, count: number): number[] {
 }
 
 /** Which frames of the sampled stream to keep, or null to keep all of them. */
-export function selectionFor(total: number, settings: DecodeSettings): number[] | null {
+export function selectionFor(total: number, settings: DecodeOptions): number[] | null {
   if (settings.frames !== undefined) return total === settings.frames ? null : uniformIndices(total, settings.frames);
   if (settings.maxFrames !== undefined && total > settings.maxFrames) return uniformIndices(total, settings.maxFrames);
   return null;
@@ -118,7 +110,7 @@ export function selectionFor(total: number, settings: DecodeSettings): number[] 
  * tick over the stream's duration, which comes to round(duration x fps) with halves rounded up.
  * An estimate only: decodeVideo checks it against what arrives.
  */
-export function expectedStreamFrames(stream: VideoStream, settings: DecodeSettings): number | null {
+export function expectedStreamFrames(stream: VideoStream, settings: DecodeOptions): number | null {
   if (settings.fps === undefined) return stream.frames > 0 ? stream.frames : null;
   if (!(stream.duration > 0)) return null;
   return Math.floor(stream.duration * settings.fps + 0.5);
@@ -135,7 +127,7 @@ export interface OutputGeometry {
  * aspect ratio) so that circles stay round, then crops the centre square; `crop` defaults to centring.
  * Without `size`, frames are forced to the probed size so the byte count per frame is certain.
  */
-export function outputGeometry(stream: VideoStream, settings: DecodeSettings): OutputGeometry {
+export function outputGeometry(stream: VideoStream, settings: DecodeOptions): OutputGeometry {
   const filters: string[] = [];
   if (settings.fps !== undefined) filters.push(`fps=${settings.fps}`);
   if (settings.size !== undefined) {
