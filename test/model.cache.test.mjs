@@ -25,11 +25,16 @@ async function counted(model, work) {
     hits: now.embeddingCacheHits - before.embeddingCacheHits };
 }
 
-/** The same weights in a new model with an empty cache. */
-async function cold(model, name) {
+/** `data` evaluated by a new model with the same weights and an empty cache. */
+async function coldEvaluation(model, name, data) {
   const file = path.join(dir, `${name}.safetensors`);
   await model.save(file);
-  return VideoRNN.load(file);
+  const fresh = await VideoRNN.load(file);
+  try {
+    return await fresh.evaluate(data);
+  } finally {
+    fresh.dispose();
+  }
 }
 
 test('two folders with the same layout and different pixels never share cache entries', async () => {
@@ -38,13 +43,12 @@ test('two folders with the same layout and different pixels never share cache en
   assert.deepEqual(Array.from({ length: first.size }, (_, i) => first.sample(i).id),
     Array.from({ length: second.size }, (_, i) => second.sample(i).id), 'the two folders have the same relative layout');
   const model = await VideoRNN.create(options);
-  const fresh = await cold(model, 'layout');
   try {
     const a = await counted(model, () => model.evaluate(first));
     assert.deepEqual([a.decoded, a.embedded, a.hits], [first.size, framesOf(first), 0]);
     const b = await counted(model, () => model.evaluate(second));
     assert.deepEqual([b.decoded, b.embedded, b.hits], [second.size, framesOf(second), 0], 'every clip of the second folder is decoded');
-    const reference = await fresh.evaluate(second);
+    const reference = await coldEvaluation(model, 'layout', second);
     assert.equal(b.result.loss, reference.loss, 'the same loss as a model that never saw the first folder');
     assert.ok(Math.abs(b.result.loss - a.result.loss) > 1e-4, `different pixels give different losses (${a.result.loss} vs ${b.result.loss})`);
     // Both folders are now cached side by side.
@@ -55,7 +59,6 @@ test('two folders with the same layout and different pixels never share cache en
     assert.equal(model.stats.embeddingCacheBytes, (framesOf(first) + framesOf(second)) * 4096 * 4);
   } finally {
     model.dispose();
-    fresh.dispose();
   }
 });
 
@@ -68,14 +71,9 @@ test('evaluate(test) after train(train) decodes and embeds every test video and 
     assert.deepEqual([training.decoded, training.embedded, training.hits], [train.size, framesOf(train), train.size]);
     const evaluation = await counted(model, () => model.evaluate(held));
     assert.deepEqual([evaluation.decoded, evaluation.embedded, evaluation.hits], [held.size, framesOf(held), 0]);
-    const reloaded = await cold(model, 'trained');
-    try {
-      const reference = await reloaded.evaluate(held);
-      assert.equal(evaluation.result.loss, reference.loss);
-      assert.deepEqual(evaluation.result.confusion, reference.confusion);
-    } finally {
-      reloaded.dispose();
-    }
+    const reference = await coldEvaluation(model, 'trained', held);
+    assert.equal(evaluation.result.loss, reference.loss);
+    assert.deepEqual(evaluation.result.confusion, reference.confusion);
   } finally {
     model.dispose();
   }
@@ -95,12 +93,7 @@ test('a file rewritten in place (same inode) loses its entry; the others stay ca
     assert.equal(fs.statSync(target).ino, inode, 'rewritten in place');
     const after = await counted(model, () => model.evaluate(data));
     assert.deepEqual([after.decoded, after.embedded, after.hits], [1, other.clips[0].frames, data.size - 1]);
-    const reloaded = await cold(model, 'rewrite');
-    try {
-      assert.equal(after.result.loss, (await reloaded.evaluate(data)).loss);
-    } finally {
-      reloaded.dispose();
-    }
+    assert.equal(after.result.loss, (await coldEvaluation(model, 'rewrite', data)).loss);
   } finally {
     model.dispose();
   }
