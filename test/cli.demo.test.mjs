@@ -18,7 +18,6 @@ test('demo --json reaches at least 0.9 held-out accuracy in under 3 minutes', { 
   const wall = (performance.now() - started) / 1000;
   assert.equal(result.code, 0, result.stderr);
   const demo = parseJson(result);
-  assert.ok(wall < 180, `the demo took ${wall.toFixed(1)} s`);
   assert.deepEqual(demo.classes, ['left', 'right']);
   assert.deepEqual(demo.clips, { train: 32, test: 16, fresh: 4 });
   assert.equal(demo.training.epochs.length, 15);
@@ -53,4 +52,6 @@ test('demo --json reaches at least 0.9 held-out accuracy in under 3 minutes', { 
   }
   // Progress and status went to stderr; stdout held only the JSON.
   assert.match(result.stderr, /^epoch 15\/15 /m);
+  // Last, so that a slow (shared) machine still gets every check above.
+  assert.ok(wall < 180, `the demo took ${wall.toFixed(1)} s`);
 });
