@@ -4,10 +4,10 @@
 // Writes bench/results/distributed.json.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../dist/free-port.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const rounds = Number(process.argv[2] ?? 2);
@@ -28,14 +28,6 @@ const report = await model.train(data, { epochs: 2, batchSize: Number(process.en
   distributed: process.env.WORLD_SIZE ? {} : undefined });
 console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, loss: report.loss }));
 model.dispose();`;
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function start(file, env) {
   const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
