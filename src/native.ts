@@ -91,6 +91,10 @@ export interface NativeBackendInfo {
 interface Addon {
   createModel(config: NativeConfig): Promise<NativeModel>;
   backendInfo(): NativeBackendInfo;
+  /** Test suite only: a native worker that throws `message` ('c10': a c10::Error, 'std': a std::runtime_error). */
+  failInWorkerForTesting(kind: 'c10' | 'std', message: string): Promise<void>;
+  /** Test suite only: the bytes of external memory V8 has been told about (napi_adjust_external_memory). */
+  externalMemoryForTesting(): number;
 }
 
 const packageRoot = path.resolve(__dirname, '..');

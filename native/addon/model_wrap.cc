@@ -67,8 +67,10 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
 }
 
 ModelWrap::~ModelWrap() {
-  // Running workers hold their own reference: the engine outlives this handle until they finish.
-  engine_.reset();
+  // Collected without dispose(): give back what the constructor added. This runs as a finaliser,
+  // where napi_adjust_external_memory is allowed. Running workers hold their own reference to the
+  // engine, which outlives this handle until they finish.
+  release(Env());
 }
 
 void ModelWrap::release(Napi::Env env) {
