@@ -86,6 +86,8 @@ export interface NativeBackendInfo {
   threads: number;
   /** The kernel family the loaded OpenBLAS runs (openblas_get_corename), null when BLAS is not OpenBLAS. */
   openblasCore: string | null;
+  /** Whether LibTorch was built with MKL (LibTorch zips, pip wheels), which then runs its GEMMs. */
+  mkl: boolean;
 }
 
 interface Addon {

@@ -39,6 +39,8 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   object.Set("threads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
   const std::string blas = OpenBlasCore();
   object.Set("openblasCore", blas.empty() ? env.Null() : Napi::String::New(env, blas));
+  // LibTorch zips and pip wheels run their GEMMs on the MKL they bundle, not on the system BLAS.
+  object.Set("mkl", Napi::Boolean::New(env, at::hasMKL()));
   return object;
 }
 
