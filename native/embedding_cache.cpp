@@ -32,11 +32,6 @@ void EmbeddingCache::clear() {
   bytes_ = 0;
 }
 
-void EmbeddingCache::set_max_bytes(int64_t max_bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  max_bytes_ = max_bytes;
-}
-
 int64_t EmbeddingCache::entries() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return static_cast<int64_t>(rows_.size());

@@ -22,7 +22,6 @@ class EmbeddingCache {
   // under such a scan would make every later lookup miss.
   bool put(const std::string& key, const torch::Tensor& rows);
   void clear();
-  void set_max_bytes(int64_t max_bytes);
 
   int64_t entries() const;
   int64_t bytes() const;

@@ -132,14 +132,6 @@ void Vgg16Impl::reset_parameters() {
   }
 }
 
-std::vector<std::string> Vgg16Impl::weight_layers_from_top() const {
-  std::vector<std::string> names;
-  for (const auto& [name, module] : layers_bottom_up(features, classifier)) {
-    if (is_weight_layer(module)) names.insert(names.begin(), name);
-  }
-  return names;
-}
-
 void Vgg16Impl::set_trainable_layers(int64_t count) {
   TORCH_CHECK(count >= 0 && count <= kMaxTrainableBackboneLayers,
               "trainableBackboneLayers must be between 0 and ", kMaxTrainableBackboneLayers, ", got ", count);

@@ -73,9 +73,7 @@ export interface NativeModel {
   clearCache(): void;
   counters(): NativeCounters;
   dispose(): void;
-  device(): string;
   joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number }): Promise<void>;
-  leaveGroup(): Promise<void>;
   sumOverRanks(values: number[]): Promise<number[]>;
 }
 

@@ -36,9 +36,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
       InstanceMethod<&ModelWrap::ClearCache>("clearCache"),
       InstanceMethod<&ModelWrap::Counters>("counters"),
       InstanceMethod<&ModelWrap::Dispose>("dispose"),
-      InstanceMethod<&ModelWrap::Device>("device"),
       InstanceMethod<&ModelWrap::JoinGroup>("joinGroup"),
-      InstanceMethod<&ModelWrap::LeaveGroup>("leaveGroup"),
       InstanceMethod<&ModelWrap::SumOverRanks>("sumOverRanks"),
   });
 }
@@ -207,21 +205,11 @@ Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), engine(info.Env())->device());
-}
-
 Napi::Value ModelWrap::JoinGroup(const Napi::CallbackInfo& info) {
   auto engine = this->engine(info.Env());
   if (info.Length() < 1 || !info[0].IsObject()) throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "a group config object is needed");
   auto config = to_distributed_config(info[0].As<Napi::Object>());
   return EngineWorker::Run(info.Env(), engine, [engine, config] { engine->join_group(config); },
-                           [](Napi::Env env) { return env.Undefined(); });
-}
-
-Napi::Value ModelWrap::LeaveGroup(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  return EngineWorker::Run(info.Env(), engine, [engine] { engine->leave_group(); },
                            [](Napi::Env env) { return env.Undefined(); });
 }
 
