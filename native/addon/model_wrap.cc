@@ -19,6 +19,21 @@ Napi::Value batch_result(Napi::Env env, const BatchOutput& out) {
   return result;
 }
 
+using Clips = std::vector<ClipInput>;
+using Labels = std::vector<int64_t>;
+using BatchStep = BatchOutput (*)(Engine&, const Clips&, const Labels&);
+
+// Predict, Evaluate and TrainStep: clips (and one label each when `labelled`) in, one batch out.
+Napi::Value run_batch(const Napi::CallbackInfo& info, std::shared_ptr<Engine> engine, bool labelled, BatchStep step) {
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto clips = to_clips(info[0], keep_alive);
+  auto labels = labelled ? to_labels(info[1], clips.size()) : Labels{};
+  auto out = std::make_shared<BatchOutput>();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, clips, labels, out, step] { *out = step(*engine, clips, labels); },
+      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+}
+
 }  // namespace
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
@@ -84,35 +99,18 @@ std::shared_ptr<Engine> ModelWrap::engine(const Napi::Env& env) const {
 }
 
 Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  std::vector<Napi::ObjectReference> keep_alive;
-  auto clips = to_clips(info[0], keep_alive);
-  auto out = std::make_shared<BatchOutput>();
-  return EngineWorker::Run(info.Env(), engine,
-      [engine, clips, out] { *out = engine->predict(clips); },
-      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+  return run_batch(info, engine(info.Env()), false,
+      [](Engine& engine, const Clips& clips, const Labels&) { return engine.predict(clips); });
 }
 
 Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  std::vector<Napi::ObjectReference> keep_alive;
-  auto clips = to_clips(info[0], keep_alive);
-  auto labels = to_labels(info[1], clips.size());
-  auto out = std::make_shared<BatchOutput>();
-  return EngineWorker::Run(info.Env(), engine,
-      [engine, clips, labels, out] { *out = engine->evaluate(clips, labels); },
-      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+  return run_batch(info, engine(info.Env()), true,
+      [](Engine& engine, const Clips& clips, const Labels& labels) { return engine.evaluate(clips, labels); });
 }
 
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  std::vector<Napi::ObjectReference> keep_alive;
-  auto clips = to_clips(info[0], keep_alive);
-  auto labels = to_labels(info[1], clips.size());
-  auto out = std::make_shared<BatchOutput>();
-  return EngineWorker::Run(info.Env(), engine,
-      [engine, clips, labels, out] { *out = engine->train_step(clips, labels); },
-      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+  return run_batch(info, engine(info.Env()), true,
+      [](Engine& engine, const Clips& clips, const Labels& labels) { return engine.train_step(clips, labels); });
 }
 
 Napi::Value ModelWrap::Embed(const Napi::CallbackInfo& info) {
