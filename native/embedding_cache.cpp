@@ -16,7 +16,8 @@ std::optional<torch::Tensor> EmbeddingCache::get(const std::string& key) {
 }
 
 bool EmbeddingCache::put(const std::string& key, const torch::Tensor& rows) {
-  auto stored = rows.detach().to(torch::kCPU).contiguous().clone();
+  // float32 whatever precision computed them, so cached and uncached runs feed the LSTM alike.
+  auto stored = rows.detach().to(torch::kCPU, torch::kFloat).contiguous().clone();
   const int64_t size = static_cast<int64_t>(stored.numel() * stored.element_size());
   std::lock_guard<std::mutex> lock(mutex_);
   if (rows_.count(key) != 0 || bytes_ + size > max_bytes_) return false;
@@ -29,11 +30,6 @@ void EmbeddingCache::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   rows_.clear();
   bytes_ = 0;
-}
-
-void EmbeddingCache::set_max_bytes(int64_t max_bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  max_bytes_ = max_bytes;
 }
 
 int64_t EmbeddingCache::entries() const {

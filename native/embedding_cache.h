@@ -17,12 +17,11 @@ class EmbeddingCache {
 
   bool contains(const std::string& key) const;
   std::optional<torch::Tensor> get(const std::string& key);
-  // Keeps `rows` ([T, 4096], moved to the CPU) unless the budget is spent. Once full it stops
+  // Keeps `rows` ([T, 4096], as float32 on the CPU) unless the budget is spent. Once full it stops
   // admitting rather than evicting: epochs visit every sample once, and evicting the oldest entry
   // under such a scan would make every later lookup miss.
   bool put(const std::string& key, const torch::Tensor& rows);
   void clear();
-  void set_max_bytes(int64_t max_bytes);
 
   int64_t entries() const;
   int64_t bytes() const;

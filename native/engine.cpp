@@ -248,11 +248,6 @@ void Engine::join_group(const DistributedConfig& config) {
   rebuild_optimizer();
 }
 
-void Engine::leave_group() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  group_.reset();
-}
-
 std::vector<double> Engine::sum_over_ranks(const std::vector<double>& values) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();

@@ -78,7 +78,6 @@ class Engine {
 
   // Joins a process group (blocks until every rank is there) and takes rank 0's parameters.
   void join_group(const DistributedConfig& config);
-  void leave_group();
   // Elementwise sums over the group's ranks; the values themselves when not in a group.
   std::vector<double> sum_over_ranks(const std::vector<double>& values);
 
@@ -88,7 +87,6 @@ class Engine {
   void clear_cache() { cache_.clear(); }
   Counters counters() const;
   int64_t parameter_bytes() const;
-  std::string device() const { return device_.str(); }
 
  private:
   void prepare_thread() const;

@@ -1,12 +1,21 @@
 #include "vgg16.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
+#include <ATen/autocast_mode.h>
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <thread>
+
+#include "compat.h"
 
 namespace video_rnn {
 namespace {
+
+// More chunks than this gain nothing on a memory-bound GEMM and cost a thread each.
+constexpr int64_t kMaxLinearSplit = 16;
 
 // torchvision's configuration "D": channel counts, 0 marks a 2x2 max-pool.
 const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
@@ -14,24 +23,49 @@ const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
 
 // fc6 and fc7 are one GEMM each and memory-bound (fc6 reads 411 MB of weights per call). BLAS is
 // kept single-threaded (see native.ts: OpenBLAS's own thread pool deadlocks a fork that happens
-// while it works), so split the output features across LibTorch's intra-op threads instead.
-// Only where no gradient is recorded: the chunks run on pool threads.
+// while it works), so split the output features across the intra-op thread count instead.
+// The chunks run on threads of their own: at::parallel_for's OpenMP backend is a header template
+// whose pragma only parallelises in code compiled with -fopenmp, which this addon is not (and must
+// not be: a second OpenMP runtime beside LibTorch's). Only on the CPU (CUDA runs one kernel), and
+// only where no gradient is recorded.
 torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& linear) {
   const auto& weight = linear.weight;
   const auto& bias = linear.bias;
-  const int64_t threads = at::get_num_threads();
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), kMaxLinearSplit);
   const bool records_grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
-  if (threads <= 1 || records_grad || at::in_parallel_region()) return linear.forward(x);
+  if (threads <= 1 || records_grad || at::in_parallel_region() || !x.is_cpu()) return linear.forward(x);
+  // Autocast is thread-local, and so is its CPU dtype: cast as autocast does for linear on this
+  // thread, so every chunk computes in the dtype autocast chose. The rest of the thread-local
+  // state (grad mode, inference mode) goes along with each chunk.
+  const auto dtype = compat::autocast_enabled(c10::DeviceType::CPU) ? compat::autocast_dtype(c10::DeviceType::CPU) : weight.scalar_type();
+  const auto input = x.to(dtype);
   const int64_t features = weight.size(0);
-  std::vector<torch::Tensor> parts(static_cast<size_t>(threads));
   const int64_t step = (features + threads - 1) / threads;
-  at::parallel_for(0, threads, 1, [&](int64_t first, int64_t last) {
-    for (int64_t part = first; part < last; ++part) {
+  std::vector<torch::Tensor> parts(static_cast<size_t>(threads));
+  std::vector<std::exception_ptr> errors(parts.size());
+  auto run = [&](int64_t part) {
+    try {
       const int64_t begin = part * step;
       const int64_t length = std::min(step, features - begin);
-      if (length > 0) parts[part] = torch::addmm(bias.narrow(0, begin, length), x, weight.narrow(0, begin, length).t());
+      if (length <= 0) return;
+      // Each chunk casts its own slice of the weights, so the cast is split across threads too.
+      parts[part] = torch::addmm(bias.narrow(0, begin, length).to(dtype), input,
+                                 weight.narrow(0, begin, length).to(dtype).t());
+    } catch (...) {
+      errors[part] = std::current_exception();
     }
-  });
+  };
+  const at::ThreadLocalState state;
+  std::vector<std::thread> helpers;
+  for (int64_t part = 1; part < threads; ++part) {
+    helpers.emplace_back([&state, &run, part] {
+      at::ThreadLocalStateGuard guard(state);
+      run(part);
+    });
+  }
+  run(0);
+  for (auto& helper : helpers) helper.join();
+  for (auto& error : errors) if (error) std::rethrow_exception(error);
   std::vector<torch::Tensor> present;
   for (auto& part : parts) if (part.defined()) present.push_back(part);
   return torch::cat(present, 1);
@@ -98,14 +132,6 @@ void Vgg16Impl::reset_parameters() {
       torch::nn::init::zeros_(linear->bias);
     }
   }
-}
-
-std::vector<std::string> Vgg16Impl::weight_layers_from_top() const {
-  std::vector<std::string> names;
-  for (const auto& [name, module] : layers_bottom_up(features, classifier)) {
-    if (is_weight_layer(module)) names.insert(names.begin(), name);
-  }
-  return names;
 }
 
 void Vgg16Impl::set_trainable_layers(int64_t count) {

@@ -11,9 +11,9 @@ namespace video_rnn {
 
 constexpr int64_t kEmbeddingSize = 4096;
 constexpr int64_t kMinFrameSize = 32;  // five 2x2 max-pools need at least 32 px
-// VGG16 has 16 weight layers; fc8 is removed, so 15 remain in the backbone.
-constexpr int64_t kBackboneWeightLayers = 15;
-constexpr int64_t kMaxTrainableBackboneLayers = 16;
+// VGG16 has 16 weight layers; fc8 is removed, so 15 remain in the backbone (the same limit as
+// MAX_TRAINABLE_BACKBONE_LAYERS in src/constants.ts, which validates before anything native runs).
+constexpr int64_t kMaxTrainableBackboneLayers = 15;
 
 struct Vgg16Impl : torch::nn::Module {
   Vgg16Impl();
@@ -23,9 +23,6 @@ struct Vgg16Impl : torch::nn::Module {
 
   // torchvision's initialisation: kaiming-normal (fan_out) convolutions, N(0, 0.01) linears.
   void reset_parameters();
-
-  // Weight layers from the top (fc7 first), by module name, e.g. "classifier.3", "features.28".
-  std::vector<std::string> weight_layers_from_top() const;
 
   // Makes the top `count` weight layers trainable (requires_grad) and the rest frozen.
   // Dropout layers follow the weight layer they come right after, so that a frozen layer's

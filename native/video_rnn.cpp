@@ -14,6 +14,8 @@ VideoRNNImpl::VideoRNNImpl(const VideoRNNOptions& options) : options_(options) {
       torch::nn::Linear(directions * options.hidden_size, options.head_size),
       torch::nn::ReLU(),
       torch::nn::Linear(options.head_size, options.classes)));
+  // Training only, as nn.Dropout: set_mode puts it in eval mode for predict, evaluate and embed.
+  head_dropout = register_module("head_dropout", torch::nn::Dropout(options.dropout));
 }
 
 PackedSequence VideoRNNImpl::embed(const PackedSequence& frames, int64_t chunk_rows) {
@@ -35,7 +37,9 @@ torch::Tensor VideoRNNImpl::final_state(const PackedSequence& embeddings) {
 }
 
 torch::Tensor VideoRNNImpl::classify(const PackedSequence& embeddings) {
-  return classifier->forward(final_state(embeddings));
+  auto hidden = classifier->at<torch::nn::LinearImpl>(0).forward(final_state(embeddings));
+  hidden = classifier->at<torch::nn::ReLUImpl>(1).forward(hidden);
+  return classifier->at<torch::nn::LinearImpl>(2).forward(head_dropout->forward(hidden));
 }
 
 void VideoRNNImpl::set_mode(bool training) {

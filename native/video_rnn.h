@@ -1,6 +1,8 @@
 #pragma once
 // The classifier: VGG16 fc7 on every real frame of a PackedSequence, a (bidirectional) LSTM over
-// the packed embeddings, and a head Linear(D*H, headSize), ReLU, Linear(headSize, classes).
+// the packed embeddings, and a head Linear(D*H, headSize), ReLU, Dropout, Linear(headSize, classes).
+// The head's dropout is its own module beside `classifier`, so that the two Linears keep the names
+// classifier.0 and classifier.2 that checkpoints and the Python model use (Dropout has no state).
 #include <torch/torch.h>
 
 #include "packing.h"
@@ -38,6 +40,7 @@ struct VideoRNNImpl : torch::nn::Module {
   Vgg16 embedding{nullptr};
   torch::nn::LSTM lstm{nullptr};
   torch::nn::Sequential classifier{nullptr};
+  torch::nn::Dropout head_dropout{nullptr};
 
  private:
   VideoRNNOptions options_;

@@ -11,13 +11,14 @@ export interface BackendInfo {
   ffmpeg: string | null;
   /**
    * OpenBLAS: one thread (see src/native.ts), the kernel family requested (null: OpenBLAS's own
-   * detection) and the one it runs (null when the BLAS is not OpenBLAS).
+   * detection) and the one it runs (null when the BLAS is not OpenBLAS). `mkl`: LibTorch was built
+   * with MKL (LibTorch zips, pip wheels) and runs its GEMMs there; the one intended case without OpenBLAS.
    */
-  blas: { threads: number; requested: string | null; core: string | null };
+  blas: { threads: number; requested: string | null; core: string | null; mkl: boolean };
 }
 
 /** What this process runs on: the LibTorch linked, CUDA, intra-op threads, and the ffmpeg chosen. */
 export function backendInfo(): BackendInfo {
-  const { openblasCore, ...native } = addon().backendInfo();
-  return { ...native, ffmpeg: ffmpegPath(), blas: { threads: 1, requested: blasCoreType(), core: openblasCore } };
+  const { openblasCore, mkl, ...native } = addon().backendInfo();
+  return { ...native, ffmpeg: ffmpegPath(), blas: { threads: 1, requested: blasCoreType(), core: openblasCore, mkl } };
 }

@@ -50,6 +50,8 @@ export class VideoRNN {
   readonly device: string;
   private native: NativeModel | undefined;
   private tail: Promise<unknown> = Promise.resolve();
+  /** Calls whose work has started and not finished (0 or 1: the queue runs one at a time). */
+  private running = 0;
   private decoded = 0;
   private pending = 0; // calls queued or running
   private group: ResolvedDistributed | undefined;
@@ -141,10 +143,16 @@ export class VideoRNN {
     this.tail = this.tail.then(() => this.native?.clearCache());
   }
 
-  /** Frees the weights now; calls already running finish first, later calls reject with E_DISPOSED. */
+  /**
+   * Frees the weights: now when the model is idle, else as soon as the call running now has finished
+   * (every batch of it). Calls that have not started reject with E_DISPOSED.
+   */
   dispose(): void {
-    this.native?.dispose();
+    const native = this.native;
+    if (!native) return;
     this.native = undefined;
+    if (this.running === 0) native.dispose();
+    else void this.tail.then(() => native.dispose());
   }
 
   [Symbol.dispose](): void {
@@ -159,9 +167,14 @@ export class VideoRNN {
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
     if (!this.native) return Promise.reject(disposedError());
     this.pending += 1;
-    const result = this.tail.then(() => {
+    const result = this.tail.then(async () => {
       if (!this.native) throw disposedError();
-      return work();
+      this.running += 1;
+      try {
+        return await work();
+      } finally {
+        this.running -= 1;
+      }
     }).finally(() => { this.pending -= 1; });
     this.tail = result.catch(() => undefined);
     return result;
@@ -172,12 +185,13 @@ export class VideoRNN {
   }
 
   private host(): TrainingHost {
-    return { native: this.live(), config: this.config, decode: (signal) => this.decodeSpec(signal), save: (path) => this.writeTo(path),
+    const native = this.live();
+    return { native, config: this.config, decode: (signal) => this.decodeSpec(signal), save: (path) => this.writeTo(path, native),
       group: this.group };
   }
 
-  private async writeTo(path: string): Promise<void> {
-    const tensors = await callNative(() => this.live().getState());
+  private async writeTo(path: string, native = this.live()): Promise<void> {
+    const tensors = await callNative(() => native.getState());
     await writeCheckpoint(path, tensors, this.config);
   }
 
@@ -191,18 +205,28 @@ export class VideoRNN {
     const topK = checkInteger('topK', options.topK ?? 5, 1, this.config.classes.length * 1000);
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
     return this.enqueue(async () => {
-      const probabilities = await this.forEachBatch(inputs, batchSize, (clips) => this.live().predict(clips.map((clip) => nativeClip(clip))));
+      const native = this.live();
+      const probabilities = await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
       return probabilities.map((row) => this.prediction(row, topK));
     });
   }
 
+  /** fc7 per frame of each input, in input order. Clips of different sizes are embedded in separate batches, as in predict. */
   async embed(input: VideoInput | VideoInput[]): Promise<Float32Array[]> {
     const inputs = asInputs(input);
     return this.enqueue(async () => {
+      const native = this.live();
       const spec = this.decodeSpec();
-      const out: Float32Array[] = [];
-      await pipelined(chunk(inputs, 8), (batch) => Promise.all(batch.map((item, index) => toClip(item, spec, `input[${index}]`))),
-        async (clips) => { out.push(...await callNative(() => this.live().embed(clips.map((clip) => nativeClip(clip))))); });
+      const out: Float32Array[] = new Array(inputs.length);
+      const positions = inputs.map((_, index) => index);
+      await pipelined(chunk(positions, 8),
+        (batch) => Promise.all(batch.map(async (position) => ({ position, clip: await toClip(inputs[position], spec, `input[${position}]`) }))),
+        async (decoded) => {
+          for (const group of groupBySize(decoded)) {
+            const rows = await callNative(() => native.embed(group.map((item) => nativeClip(item.clip))));
+            group.forEach((item, index) => { out[item.position] = rows[index]; });
+          }
+        });
       return out;
     });
   }

@@ -73,9 +73,7 @@ export interface NativeModel {
   clearCache(): void;
   counters(): NativeCounters;
   dispose(): void;
-  device(): string;
   joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number }): Promise<void>;
-  leaveGroup(): Promise<void>;
   sumOverRanks(values: number[]): Promise<number[]>;
 }
 
@@ -88,11 +86,17 @@ export interface NativeBackendInfo {
   threads: number;
   /** The kernel family the loaded OpenBLAS runs (openblas_get_corename), null when BLAS is not OpenBLAS. */
   openblasCore: string | null;
+  /** Whether LibTorch was built with MKL (LibTorch zips, pip wheels), which then runs its GEMMs. */
+  mkl: boolean;
 }
 
 interface Addon {
   createModel(config: NativeConfig): Promise<NativeModel>;
   backendInfo(): NativeBackendInfo;
+  /** Test suite only: a native worker that throws `message` ('c10': a c10::Error, 'std': a std::runtime_error). */
+  failInWorkerForTesting(kind: 'c10' | 'std', message: string): Promise<void>;
+  /** Test suite only: the bytes of external memory V8 has been told about (napi_adjust_external_memory). */
+  externalMemoryForTesting(): number;
 }
 
 const packageRoot = path.resolve(__dirname, '..');

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { VideoRNN, VideoRNNError, backendInfo } from '../dist/index.js';
 import { addon } from '../dist/native.js';
-import { makeClip, tempDir } from './helpers/clips.mjs';
+import { makeClip, maxAbsDiff, tempDir } from './helpers/clips.mjs';
 
 let model;
 before(async () => { model = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 8, frameSize: 32, seed: 1 }); });
@@ -46,13 +46,46 @@ test('a LibTorch error in a worker rejects with E_NATIVE and its message without
   native.dispose();
 });
 
-test('calls after dispose reject with E_DISPOSED; a call running during dispose completes safely', async () => {
-  const short = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 8, frameSize: 32 });
-  const running = short.predict(makeClip(4, 64));
+test("embed names the caller's index in errors and embeds clips of different sizes", async () => {
+  const inputs = Array.from({ length: 10 }, (_, index) => makeClip(1, 32, index));
+  inputs[9] = makeClip(1, 16, 9);
+  await assert.rejects(model.embed(inputs), (error) => coded('E_INVALID_ARGUMENT')(error) && /input\[9\]/.test(error.message));
+  const small = makeClip(2, 32, 1);
+  const large = makeClip(3, 48, 2);
+  const [first, second, third] = await model.embed([small, large, small]);
+  assert.deepEqual([first.length, second.length, third.length], [2 * 4096, 3 * 4096, 2 * 4096]);
+  const [alone] = await model.embed(large);
+  assert.ok(maxAbsDiff(second, alone) < 1e-5, `the 48 px clip: ${maxAbsDiff(second, alone)}`);
+  assert.ok(maxAbsDiff(first, third) < 1e-5);
+  assert.ok(maxAbsDiff(first, second.subarray(0, 2 * 4096)) > 1e-3, 'different clips give different embeddings');
+});
+
+test('a native failure rejects whatever its message, the empty one included', async () => {
+  for (const kind of ['c10', 'std']) {
+    await assert.rejects(addon().failInWorkerForTesting(kind, 'shape mismatch'),
+      (error) => error.code === 'E_NATIVE' && error.message === 'shape mismatch', kind);
+    await assert.rejects(addon().failInWorkerForTesting(kind, ''),
+      (error) => error.code === 'E_NATIVE' && error.message === 'LibTorch failed without an error message', `${kind}, empty message`);
+  }
+});
+
+test('dispose() during a running call lets it complete with the right result; later calls get E_DISPOSED', async () => {
+  const short = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 8, frameSize: 32, seed: 8 });
+  const clips = [makeClip(4, 64, 1), makeClip(3, 64, 2), makeClip(5, 64, 3)];
+  const expected = await short.predict(clips, { batchSize: 1 });
+  // Three batches: the first is in native code once the event loop turns (in-memory clips need no
+  // I/O), the other two start after dispose().
+  const running = short.predict(clips, { batchSize: 1 });
+  await new Promise((resolve) => setImmediate(resolve));
   short.dispose();
-  const settled = await running.then(() => 'resolved', (error) => error.code);
-  assert.ok(settled === 'resolved' || settled === 'E_DISPOSED', String(settled));
+  const predictions = await running;
+  assert.equal(predictions.length, 3);
+  predictions.forEach((prediction, index) => {
+    assert.equal(prediction.label, expected[index].label);
+    assert.ok(Math.abs(prediction.probabilities.a - expected[index].probabilities.a) < 1e-6, `clip ${index}`);
+  });
   await assert.rejects(short.predict(makeClip(2, 32)), coded('E_DISPOSED'));
+  await assert.rejects(short.embed(makeClip(2, 32)), coded('E_DISPOSED'));
   await assert.rejects(short.save('/tmp/never.safetensors'), coded('E_DISPOSED'));
   short.dispose();
 });

@@ -46,28 +46,52 @@ for (const [format, file] of Object.entries(files)) {
   });
 }
 
-test("a checkpoint loads into the seed's PyTorch model (bugs fixed) and gives the same logits to 1e-4", async () => {
-  const model = await VideoRNN.create({ classes: ['a', 'b', 'c'], hiddenSize: 12, headSize: 10, frameSize: 32, seed: 9 });
-  const lengths = [2, 5, 3];
+// Logits of `clips` from the seed's PyTorch model (bugs fixed) after loading `model`'s checkpoint.
+async function seedLogits(model, clips, name) {
+  const checkpoint = path.join(dir, `${name}.safetensors`);
+  await model.save(checkpoint);
+  fs.writeFileSync(path.join(dir, 'clips.bin'), Buffer.concat(clips.map((clip) => clip.data)));
+  const out = path.join(dir, `${name}-logits.bin`);
+  execFileSync(referencePython, [path.resolve('test/helpers/reference.py'), 'seed-logits', checkpoint, path.join(dir, 'clips.bin'),
+    clips.map((clip) => clip.frames).join(','), String(clips[0].height), String(clips[0].width), out], { stdio: 'inherit' });
+  fs.rmSync(checkpoint);
+  return readFloat32(out);
+}
+
+// Our logits, from the probabilities: log p differs from the logits by one constant per row.
+async function assertSameLogits(options, lengths, name) {
+  const classes = ['a', 'b', 'c'];
+  const model = await VideoRNN.create({ classes, frameSize: 32, ...options });
   const clips = lengths.map((length, index) => makeClip(length, 32, 100 + index));
   try {
-    const checkpoint = path.join(dir, 'model.safetensors');
-    await model.save(checkpoint);
-    fs.writeFileSync(path.join(dir, 'clips.bin'), Buffer.concat(clips.map((clip) => clip.data)));
-    const out = path.join(dir, 'logits.bin');
-    execFileSync(referencePython, [path.resolve('test/helpers/reference.py'), 'seed-logits', checkpoint, path.join(dir, 'clips.bin'),
-      lengths.join(','), '32', '32', out], { stdio: 'inherit' });
-    const logits = readFloat32(out);
-    // Our logits, from the probabilities: log p differs from the logits by one constant per row.
-    const predictions = await model.predict(clips, { batchSize: 3 });
+    const logits = await seedLogits(model, clips, name);
+    const predictions = await model.predict(clips, { batchSize: clips.length });
     const centre = (row) => row.map((value) => value - row.reduce((a, b) => a + b, 0) / row.length);
     predictions.forEach((prediction, row) => {
-      const ours = centre(model.classes.map((label) => Math.log(prediction.probabilities[label])));
+      const ours = centre(classes.map((label) => Math.log(prediction.probabilities[label])));
       const reference = centre(Array.from(logits.subarray(row * 3, row * 3 + 3)));
       assert.ok(Math.max(...reference.map(Math.abs)) > 1e-4, 'the reference logits are not all equal');
-      assert.ok(maxAbsDiff(ours, reference) < 1e-4, `clip ${row}: ${ours} vs ${reference}`);
+      assert.ok(maxAbsDiff(ours, reference) < 1e-4, `clip ${row} (${lengths[row]} frames): ${ours} vs ${reference}`);
     });
   } finally {
     model.dispose();
   }
+}
+
+test("a checkpoint loads into the seed's PyTorch model (bugs fixed) and gives the same logits to 1e-4", async () => {
+  await assertSameLogits({ hiddenSize: 12, headSize: 10, seed: 9 }, [2, 5, 3], 'one-layer');
 });
+
+// Lengths in no order (neither sorted nor reversed), so packing must sort and unsort them.
+const stacks = [
+  { numLayers: 2, bidirectional: true, hiddenSize: 10, headSize: 8, seed: 21 },
+  { numLayers: 2, bidirectional: false, hiddenSize: 10, headSize: 8, seed: 22 },
+  { numLayers: 3, bidirectional: true, hiddenSize: 6, headSize: 12, seed: 23, dropout: 0.3 },
+  { numLayers: 3, bidirectional: false, hiddenSize: 6, headSize: 12, seed: 24 },
+];
+for (const options of stacks) {
+  const name = `${options.numLayers} layers, ${options.bidirectional ? 'bidirectional' : 'unidirectional'}`;
+  test(`${name}: the same logits as the seed's PyTorch model to 1e-4, lengths [3, 6, 1, 4, 2]`, async () => {
+    await assertSameLogits(options, [3, 6, 1, 4, 2], `layers-${options.numLayers}-${options.bidirectional ? 'bi' : 'uni'}`);
+  });
+}

@@ -6,9 +6,18 @@ import { VideoRNN } from '../dist/index.js';
 import { makeClip, maxAbsDiff } from './helpers/clips.mjs';
 
 let model;
+// Noise, mid grey and white: with random VGG16 weights two noise clips give nearly the same fc7
+// (their outputs differed by only 2e-4), these three differ by 5e-3 to 2e-2.
+const shade = (frames, value) => ({ ...makeClip(frames, 32), data: new Uint8Array(frames * 32 * 32 * 3).fill(value) });
 const a = makeClip(3, 32, 1);
-const b = makeClip(7, 32, 2);
-const c = makeClip(5, 32, 3);
+const b = shade(7, 128);
+const c = shade(5, 255);
+
+// One clip's output wherever it sits in a batch agrees to float rounding (below SAME); different
+// clips give outputs further apart than DIFFERENT. Three orders of magnitude separate the two, so
+// a permutation of the rows cannot pass as "the same".
+const SAME = 1e-6;
+const DIFFERENT = 1e-3;
 
 before(async () => {
   model = await VideoRNN.create({ classes: ['x', 'y', 'z'], hiddenSize: 24, headSize: 16, frameSize: 32, seed: 7 });
@@ -17,20 +26,25 @@ after(() => model.dispose());
 
 const rows = (predictions) => predictions.map((p) => model.classes.map((label) => p.probabilities[label]));
 
-test('probabilities follow input order: [a, b, c] equals [c, a, b] permuted', async () => {
+test('different clips give different outputs (by more than 1e-3)', async () => {
+  const [ra, rb, rc] = rows(await model.predict([a, b, c], { batchSize: 3 }));
+  for (const [name, x, y] of [['a/b', ra, rb], ['a/c', ra, rc], ['b/c', rb, rc]]) {
+    assert.ok(maxAbsDiff(x, y) > DIFFERENT, `${name}: ${maxAbsDiff(x, y)}`);
+  }
+});
+
+test('probabilities follow input order: [a, b, c] equals [c, a, b] permuted (to 1e-6)', async () => {
   const first = rows(await model.predict([a, b, c], { batchSize: 3 }));
   const second = rows(await model.predict([c, a, b], { batchSize: 3 }));
-  assert.ok(maxAbsDiff(first[0], second[1]) < 1e-5);
-  assert.ok(maxAbsDiff(first[1], second[2]) < 1e-5);
-  assert.ok(maxAbsDiff(first[2], second[0]) < 1e-5);
-  // The clips really differ, so the comparison above could have failed.
-  assert.ok(maxAbsDiff(first[0], first[1]) > 1e-6);
+  assert.ok(maxAbsDiff(first[0], second[1]) < SAME, `a: ${maxAbsDiff(first[0], second[1])}`);
+  assert.ok(maxAbsDiff(first[1], second[2]) < SAME, `b: ${maxAbsDiff(first[1], second[2])}`);
+  assert.ok(maxAbsDiff(first[2], second[0]) < SAME, `c: ${maxAbsDiff(first[2], second[0])}`);
 });
 
 test('a clip alone gives the same output as in a batch with longer clips', async () => {
   const alone = rows(await model.predict([a]))[0];
   const batched = rows(await model.predict([b, a, c], { batchSize: 3 }))[1];
-  assert.ok(maxAbsDiff(alone, batched) < 1e-5, `difference ${maxAbsDiff(alone, batched)}`);
+  assert.ok(maxAbsDiff(alone, batched) < SAME, `difference ${maxAbsDiff(alone, batched)}`);
 });
 
 test('the CNN embeds exactly sum(lengths) frames, never padding', async () => {
@@ -42,12 +56,14 @@ test('the CNN embeds exactly sum(lengths) frames, never padding', async () => {
 test("clip 0's final state does not depend on clip 1 (the seed's h_n.view bug is absent)", async () => {
   const withB = rows(await model.predict([a, b], { batchSize: 2 }))[0];
   const withC = rows(await model.predict([a, c], { batchSize: 2 }))[0];
-  assert.ok(maxAbsDiff(withB, withC) < 1e-5);
+  assert.ok(maxAbsDiff(withB, withC) < SAME, `difference ${maxAbsDiff(withB, withC)}`);
   const unidirectional = await VideoRNN.create({ classes: ['x', 'y'], hiddenSize: 8, headSize: 8, bidirectional: false, frameSize: 32, seed: 3 });
   try {
-    const p1 = (await unidirectional.predict([a, b], { batchSize: 2 }))[0].probabilities;
-    const p2 = (await unidirectional.predict([a, c], { batchSize: 2 }))[0].probabilities;
-    assert.ok(Math.abs(p1.x - p2.x) < 1e-5);
+    const [p1, pb] = await unidirectional.predict([a, b], { batchSize: 2 });
+    const [p2, pc] = await unidirectional.predict([a, c], { batchSize: 2 });
+    assert.ok(Math.abs(p1.probabilities.x - p2.probabilities.x) < SAME, `difference ${Math.abs(p1.probabilities.x - p2.probabilities.x)}`);
+    // b and c themselves differ, so a state leaking from them into a's row would show.
+    assert.ok(Math.abs(pb.probabilities.x - pc.probabilities.x) > DIFFERENT, `b/c: ${Math.abs(pb.probabilities.x - pc.probabilities.x)}`);
   } finally {
     unidirectional.dispose();
   }

@@ -2,6 +2,7 @@
 // checkpoints are refused with a code, and the addon works inside worker threads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -35,6 +36,32 @@ test('dispose gives the weights back to the system', async () => {
   // VGG16 without fc8 is 134 M float32 parameters, about 512 MB.
   assert.ok(loaded - before > 400, `the model added ${(loaded - before).toFixed(0)} MB`);
   assert.ok(loaded - after > 400, `dispose returned ${(loaded - after).toFixed(0)} MB`);
+});
+
+test('a model collected without dispose() gives back the external memory it reported to V8', () => {
+  const script = `
+    const { addon } = require('./dist/native.js');
+    (async () => {
+      const external = () => addon().externalMemoryForTesting();
+      let collected = false;
+      const registry = new FinalizationRegistry(() => { collected = true; });
+      const before = external();
+      let model = await addon().createModel({ classes: 2, hiddenSize: 4 });
+      registry.register(model, 'model');
+      const created = external();
+      model = null;
+      for (let round = 0; round < 20 && !collected; round += 1) {
+        global.gc();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      process.stdout.write(JSON.stringify({ collected, created: created - before, after: external() - before }));
+    })().catch((error) => { console.error(error); process.exit(1); });`;
+  const result = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' }));
+  assert.ok(result.collected, 'the model handle was never collected');
+  // VGG16 without fc8 is about 512 MiB of float32 weights.
+  assert.ok(result.created > 400 * 1048576, `creating the model reported ${result.created} bytes`);
+  assert.ok(result.after < 16 * 1048576, `${result.after} bytes are still reported after the handle was collected`);
 });
 
 test('mutated and truncated checkpoints load or give E_CHECKPOINT, never anything else', async () => {

@@ -39,6 +39,8 @@ class SeedVideoRNN(torch.nn.Module):
             torch.nn.ReLU(),
             torch.nn.Linear(head_size, classes),
         )
+        # Outside the Sequential, so the Linears keep the names classifier.0 and classifier.2.
+        self.head_dropout = torch.nn.Dropout(dropout)
         self.bidirectional = bidirectional
 
     def train(self, mode=True):
@@ -50,7 +52,8 @@ class SeedVideoRNN(torch.nn.Module):
         embedded = elementwise_apply(self.embedding, packed)
         _, (h_n, _) = self.lstm(embedded)
         final = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
-        return self.classifier(final)
+        hidden = self.classifier[1](self.classifier[0](final))
+        return self.classifier[2](self.head_dropout(hidden))
 
 
 def read_safetensors(path):

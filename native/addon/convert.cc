@@ -1,5 +1,9 @@
 #include "convert.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
 namespace video_rnn::addon {
 namespace {
 
@@ -80,7 +84,7 @@ TrainSettings to_train_settings(const Napi::Object& object) {
   settings.backbone_learning_rate = number_field(object, "backboneLearningRate", settings.backbone_learning_rate);
   settings.weight_decay = number_field(object, "weightDecay", settings.weight_decay);
   settings.momentum = number_field(object, "momentum", settings.momentum);
-  settings.trainable_backbone_layers = integer_field(object, "trainableBackboneLayers", 0, 0, kBackboneWeightLayers);
+  settings.trainable_backbone_layers = integer_field(object, "trainableBackboneLayers", 0, 0, kMaxTrainableBackboneLayers);
   return settings;
 }
 
@@ -183,11 +187,41 @@ NamedTensors to_named_tensors(const Napi::Value& value, std::vector<Napi::Object
   return tensors;
 }
 
+bool external_buffers_allowed() {
+#ifdef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
+  return false;
+#else
+  static const bool allowed = [] {
+    const char* copy = std::getenv("VIDEO_RNN_COPY_BUFFERS");
+    return copy == nullptr || std::string(copy) != "1";
+  }();
+  return allowed;
+#endif
+}
+
 Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& tensor) {
-  auto* owned = new torch::Tensor(tensor.to(torch::kCPU, torch::kFloat).contiguous());
-  auto buffer = Napi::ArrayBuffer::New(env, owned->data_ptr(), owned->numel() * sizeof(float),
-                                       [](Napi::Env, void*, torch::Tensor* hint) { delete hint; }, owned);
-  return Napi::Float32Array::New(env, owned->numel(), buffer, 0);
+  auto owned = std::make_unique<torch::Tensor>(tensor.to(torch::kCPU, torch::kFloat).contiguous());
+  const size_t length = static_cast<size_t>(owned->numel());
+  const size_t bytes = length * sizeof(float);
+  napi_value value = nullptr;
+  // Runtimes with V8's memory sandbox (recent Electron) refuse ArrayBuffers over memory they did
+  // not allocate and answer napi_no_external_buffers_allowed: copy into one of their own there.
+  napi_status status = napi_no_external_buffers_allowed;
+#ifndef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
+  if (external_buffers_allowed()) {
+    status = napi_create_external_arraybuffer(
+        env, owned->data_ptr(), bytes,
+        [](napi_env, void*, void* hint) { delete static_cast<torch::Tensor*>(hint); }, owned.get(), &value);
+  }
+#endif
+  if (status == napi_ok) {
+    owned.release();  // the finaliser deletes it when the ArrayBuffer is collected
+    return Napi::Float32Array::New(env, length, Napi::ArrayBuffer(env, value), 0);
+  }
+  if (status != napi_no_external_buffers_allowed) NAPI_THROW_IF_FAILED(env, status, Napi::Float32Array());
+  auto copy = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes > 0) std::memcpy(copy.Data(), owned->data_ptr(), bytes);
+  return Napi::Float32Array::New(env, length, copy, 0);
 }
 
 Napi::Array to_js_named_tensors(Napi::Env env, const NamedTensors& tensors) {

@@ -25,7 +25,10 @@ std::vector<int64_t> to_labels(const Napi::Value& value, size_t count);
 NamedTensors to_named_tensors(const Napi::Value& value, std::vector<Napi::ObjectReference>& keep_alive);
 
 // A Float32Array viewing the tensor's memory; the tensor lives until the array is collected.
+// Where the runtime refuses external buffers (V8 sandbox), or VIDEO_RNN_COPY_BUFFERS=1 asks for
+// it, or the addon is built with NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED, the array holds a copy.
 Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& tensor);
+bool external_buffers_allowed();
 Napi::Array to_js_named_tensors(Napi::Env env, const NamedTensors& tensors);
 
 }  // namespace video_rnn::addon

@@ -19,6 +19,21 @@ Napi::Value batch_result(Napi::Env env, const BatchOutput& out) {
   return result;
 }
 
+using Clips = std::vector<ClipInput>;
+using Labels = std::vector<int64_t>;
+using BatchStep = BatchOutput (*)(Engine&, const Clips&, const Labels&);
+
+// Predict, Evaluate and TrainStep: clips (and one label each when `labelled`) in, one batch out.
+Napi::Value run_batch(const Napi::CallbackInfo& info, std::shared_ptr<Engine> engine, bool labelled, BatchStep step) {
+  std::vector<Napi::ObjectReference> keep_alive;
+  auto clips = to_clips(info[0], keep_alive);
+  auto labels = labelled ? to_labels(info[1], clips.size()) : Labels{};
+  auto out = std::make_shared<BatchOutput>();
+  return EngineWorker::Run(info.Env(), engine,
+      [engine, clips, labels, out, step] { *out = step(*engine, clips, labels); },
+      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+}
+
 }  // namespace
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
@@ -36,9 +51,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
       InstanceMethod<&ModelWrap::ClearCache>("clearCache"),
       InstanceMethod<&ModelWrap::Counters>("counters"),
       InstanceMethod<&ModelWrap::Dispose>("dispose"),
-      InstanceMethod<&ModelWrap::Device>("device"),
       InstanceMethod<&ModelWrap::JoinGroup>("joinGroup"),
-      InstanceMethod<&ModelWrap::LeaveGroup>("leaveGroup"),
       InstanceMethod<&ModelWrap::SumOverRanks>("sumOverRanks"),
   });
 }
@@ -67,8 +80,10 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
 }
 
 ModelWrap::~ModelWrap() {
-  // Running workers hold their own reference: the engine outlives this handle until they finish.
-  engine_.reset();
+  // Collected without dispose(): give back what the constructor added. This runs as a finaliser,
+  // where napi_adjust_external_memory is allowed. Running workers hold their own reference to the
+  // engine, which outlives this handle until they finish.
+  release(Env());
 }
 
 void ModelWrap::release(Napi::Env env) {
@@ -84,35 +99,18 @@ std::shared_ptr<Engine> ModelWrap::engine(const Napi::Env& env) const {
 }
 
 Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  std::vector<Napi::ObjectReference> keep_alive;
-  auto clips = to_clips(info[0], keep_alive);
-  auto out = std::make_shared<BatchOutput>();
-  return EngineWorker::Run(info.Env(), engine,
-      [engine, clips, out] { *out = engine->predict(clips); },
-      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+  return run_batch(info, engine(info.Env()), false,
+      [](Engine& engine, const Clips& clips, const Labels&) { return engine.predict(clips); });
 }
 
 Napi::Value ModelWrap::Evaluate(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  std::vector<Napi::ObjectReference> keep_alive;
-  auto clips = to_clips(info[0], keep_alive);
-  auto labels = to_labels(info[1], clips.size());
-  auto out = std::make_shared<BatchOutput>();
-  return EngineWorker::Run(info.Env(), engine,
-      [engine, clips, labels, out] { *out = engine->evaluate(clips, labels); },
-      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+  return run_batch(info, engine(info.Env()), true,
+      [](Engine& engine, const Clips& clips, const Labels& labels) { return engine.evaluate(clips, labels); });
 }
 
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  std::vector<Napi::ObjectReference> keep_alive;
-  auto clips = to_clips(info[0], keep_alive);
-  auto labels = to_labels(info[1], clips.size());
-  auto out = std::make_shared<BatchOutput>();
-  return EngineWorker::Run(info.Env(), engine,
-      [engine, clips, labels, out] { *out = engine->train_step(clips, labels); },
-      [out](Napi::Env env) { return batch_result(env, *out); }, std::move(keep_alive));
+  return run_batch(info, engine(info.Env()), true,
+      [](Engine& engine, const Clips& clips, const Labels& labels) { return engine.train_step(clips, labels); });
 }
 
 Napi::Value ModelWrap::Embed(const Napi::CallbackInfo& info) {
@@ -205,21 +203,11 @@ Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), engine(info.Env())->device());
-}
-
 Napi::Value ModelWrap::JoinGroup(const Napi::CallbackInfo& info) {
   auto engine = this->engine(info.Env());
   if (info.Length() < 1 || !info[0].IsObject()) throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "a group config object is needed");
   auto config = to_distributed_config(info[0].As<Napi::Object>());
   return EngineWorker::Run(info.Env(), engine, [engine, config] { engine->join_group(config); },
-                           [](Napi::Env env) { return env.Undefined(); });
-}
-
-Napi::Value ModelWrap::LeaveGroup(const Napi::CallbackInfo& info) {
-  auto engine = this->engine(info.Env());
-  return EngineWorker::Run(info.Env(), engine, [engine] { engine->leave_group(); },
                            [](Napi::Env env) { return env.Undefined(); });
 }
 

@@ -34,9 +34,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value ClearCache(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
-  Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value JoinGroup(const Napi::CallbackInfo& info);
-  Napi::Value LeaveGroup(const Napi::CallbackInfo& info);
   Napi::Value SumOverRanks(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Engine> engine_;

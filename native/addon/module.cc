@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "model_wrap.h"
+#include "workers.h"
 
 namespace {
 
@@ -40,7 +41,27 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   object.Set("threads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
   const std::string blas = OpenBlasCore();
   object.Set("openblasCore", blas.empty() ? env.Null() : Napi::String::New(env, blas));
+  // LibTorch zips and pip wheels run their GEMMs on the MKL they bundle, not on the system BLAS.
+  object.Set("mkl", Napi::Boolean::New(env, at::hasMKL()));
   return object;
+}
+
+// For the test suite: a worker whose work throws `message` as a c10::Error ("c10") or a
+// std::runtime_error ("std"), so that rejection is checked for any message, the empty one included.
+Napi::Value FailInWorker(const Napi::CallbackInfo& info) {
+  const std::string kind = info[0].ToString().Utf8Value();
+  const std::string message = info[1].ToString().Utf8Value();
+  return video_rnn::addon::EngineWorker::Run(info.Env(), nullptr,
+      [kind, message] {
+        if (kind == "c10") throw c10::Error(c10::SourceLocation{__func__, __FILE__, __LINE__}, message);
+        throw std::runtime_error(message);
+      },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
+// For the test suite: the external memory this isolate has been told about, in bytes.
+Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -51,6 +72,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", constructor);
   exports.Set("createModel", Napi::Function::New(env, ModelWrap::Create, "createModel"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("failInWorkerForTesting", Napi::Function::New(env, FailInWorker, "failInWorkerForTesting"));
+  exports.Set("externalMemoryForTesting", Napi::Function::New(env, ExternalMemory, "externalMemoryForTesting"));
   return exports;
 }
 

@@ -26,17 +26,27 @@ void EngineWorker::Execute() {
   try {
     work_();
   } catch (const c10::Error& error) {
-    failure_ = error.what_without_backtrace();
+    fail(error.what_without_backtrace());
   } catch (const std::exception& error) {
-    failure_ = error.what();
+    fail(error.what());
   } catch (...) {
-    failure_ = "unknown native error";
+    fail("unknown native error");
   }
-  if (!failure_.empty()) SetError(failure_);
+}
+
+void EngineWorker::fail(const std::string& message) {
+  failed_ = true;
+  failure_ = message.empty() ? "LibTorch failed without an error message" : message;
+  // AsyncWorker calls OnOK when the message it was given is empty: never give it an empty one.
+  SetError(failure_);
 }
 
 void EngineWorker::OnOK() {
   Napi::HandleScope scope(Env());
+  if (failed_) {
+    deferred_.Reject(coded_error(Env(), "E_NATIVE", failure_).Value());
+    return;
+  }
   try {
     deferred_.Resolve(resolve_(Env()));
   } catch (const Napi::Error& error) {

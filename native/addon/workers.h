@@ -34,7 +34,11 @@ class EngineWorker : public Napi::AsyncWorker {
   std::shared_ptr<Engine> engine_;
   Work work_;
   Resolve resolve_;
+  void fail(const std::string& message);
+
   std::vector<Napi::ObjectReference> keep_alive_;
+  // Set on any failure, whatever its message: an empty message must still reject.
+  bool failed_ = false;
   std::string failure_;
 };
 

@@ -30,7 +30,7 @@ export function registerInfo(program: Command): void {
         ['libtorch', `${info.torchVersion} (${info.cxx11Abi ? 'C++11' : 'pre-C++11'} libstdc++ ABI)`],
         ['cuda', info.cuda ? `yes, ${info.cudaDevices} device${info.cudaDevices === 1 ? '' : 's'}` : 'no'],
         ['threads', `${info.threads} (of ${info.cpus} CPUs)`],
-        ['openblas', info.blas.core ? `${info.blas.core} kernels, ${info.blas.threads} thread` : 'not in use'],
+        ['openblas', info.blas.core ? `${info.blas.core} kernels, ${info.blas.threads} thread` : info.blas.mkl ? 'not in use (LibTorch runs its own MKL)' : 'not in use'],
         ['ffmpeg', info.ffmpeg ?? 'not found (install ffmpeg or set FFMPEG_PATH)'],
         ['addon', info.addon ?? 'not built'],
       ];

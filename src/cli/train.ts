@@ -37,7 +37,7 @@ export function registerTrain(program: Command): void {
     .option('--head-size <n>', 'units of the hidden layer of the head', parse.positiveInteger, 256)
     .option('--layers <n>', 'stacked LSTM layers', parse.positiveInteger, 1)
     .option('--unidirectional', 'a one-way LSTM instead of a bidirectional one', false)
-    .option('--dropout <p>', 'dropout in the head', parse.nonNegativeNumber, 0)
+    .option('--dropout <p>', 'dropout probability while training: in the head (after its ReLU) and between LSTM layers', parse.nonNegativeNumber, 0)
     .option('--frame-size <px>', 'frames are resized and centre-cropped to this square', parse.integerBetween(MIN_FRAME_SIZE, LIMITS.frameSize), 224)
     .option('--fps <rate>', 'decode at this frame rate (default: every frame)', parse.positiveNumber)
     .option('--max-frames <n>', 'keep at most this many frames per clip', parse.positiveInteger)

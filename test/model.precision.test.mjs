@@ -1,0 +1,84 @@
+// bf16 autocast against fp32, with the fc6/fc7 GEMMs split across 1 and 2 intra-op threads:
+// autocast is thread-local, so the split threads must compute in the dtype autocast chose.
+// Embedding-cache entries are float32 whatever the precision (docs/design.md).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VideoRNN, backendInfo } from '../dist/index.js';
+import { addon } from '../dist/native.js';
+import { makeClip, maxAbsDiff } from './helpers/clips.mjs';
+
+const clips = [makeClip(4, 32, 11), makeClip(2, 32, 12)];
+// bf16 keeps 8 bits of mantissa (relative rounding 2^-9 = 0.002 per operation); over VGG16's 15
+// layers the fc7 error stays within a few percent of the largest value. A wrong dtype in any split
+// chunk is caught by the bit test below.
+const tolerance = 0.05;
+
+async function fc7(options) {
+  const model = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 8, frameSize: 32, seed: 5, ...options });
+  try {
+    return await model.embed(clips);
+  } finally {
+    model.dispose();
+  }
+}
+
+const relative = (a, b) => maxAbsDiff(a, b) / Math.max(...b.map(Math.abs));
+
+for (const threads of [1, 2]) {
+  test(`cpu, ${threads} thread(s): bf16 fc7 is within ${tolerance} (relative to the largest value) of fp32`, async () => {
+    const full = await fc7({ device: 'cpu', precision: 'fp32', threads });
+    const half = await fc7({ device: 'cpu', precision: 'bf16', threads });
+    full.forEach((reference, index) => {
+      assert.ok(Math.max(...reference.map(Math.abs)) > 1e-3, 'the fp32 embedding is not all zeros');
+      const error = relative(half[index], reference);
+      assert.ok(error < tolerance, `clip ${index}: relative error ${error}`);
+      // bf16 really ran: fp32 itself would match to float rounding (below 1e-5).
+      assert.ok(error > 1e-4, `clip ${index}: relative error ${error} is fp32's`);
+    });
+  });
+}
+
+// A bf16 number is a float32 whose low 16 bits are zero. fc7 is the output of the split fc7 GEMM
+// (then ReLU and an eval-mode Dropout, which keep values as they are): if any chunk ran in fp32,
+// its columns would come back with low bits set.
+const lowBitsSet = (values) => new Uint32Array(values.buffer, values.byteOffset, values.length).filter((bits) => (bits & 0xffff) !== 0).length;
+
+for (const threads of [1, 2]) {
+  test(`cpu bf16, ${threads} thread(s): every fc7 value is a bf16 value (each fc6/fc7 chunk ran in bf16)`, async () => {
+    const half = await fc7({ device: 'cpu', precision: 'bf16', threads });
+    const full = await fc7({ device: 'cpu', precision: 'fp32', threads });
+    half.forEach((values, index) => {
+      assert.equal(lowBitsSet(values), 0, `clip ${index}: ${lowBitsSet(values)} of ${values.length} values are not bf16`);
+      // The check can fail: fp32 values have low bits set almost everywhere they are not 0.
+      const nonZero = full[index].filter((value) => value !== 0).length;
+      assert.ok(lowBitsSet(full[index]) > nonZero * 0.9, `fp32 clip ${index}: ${lowBitsSet(full[index])} of ${nonZero}`);
+    });
+  });
+}
+
+test('cuda bf16 is within the same tolerance of cuda fp32', { skip: !backendInfo().cuda && 'no CUDA in this LibTorch build' }, async () => {
+  const full = await fc7({ device: 'cuda', precision: 'fp32', threads: 2 });
+  const half = await fc7({ device: 'cuda', precision: 'bf16', threads: 2 });
+  full.forEach((reference, index) => {
+    const error = relative(half[index], reference);
+    assert.ok(error < tolerance && error > 1e-4, `clip ${index}: relative error ${error}`);
+  });
+});
+
+test('the embedding cache stores float32 under bf16: 4 bytes per value, and cached equals computed', async () => {
+  const native = await addon().createModel({ classes: 2, hiddenSize: 8, precision: 'bf16', device: 'cpu', threads: 2, seed: 3 });
+  try {
+    const [first, second] = clips;
+    const computed = await native.predict([{ ...first, cacheKey: 'first', store: true }, { ...second, cacheKey: 'second', store: true }]);
+    const counters = native.counters();
+    assert.equal(counters.cacheEntries, 2);
+    assert.equal(counters.cacheBytes, (first.frames + second.frames) * 4096 * 4);
+    const cached = await native.predict([{ cacheKey: 'first' }, { cacheKey: 'second' }]);
+    assert.equal(native.counters().cacheHits, 2);
+    assert.equal(native.counters().framesEmbedded, first.frames + second.frames, 'the cached call ran the CNN again');
+    assert.ok(maxAbsDiff(cached.probabilities, computed.probabilities) < 1e-2,
+      `cached ${cached.probabilities} vs computed ${computed.probabilities}`);
+  } finally {
+    native.dispose();
+  }
+});
