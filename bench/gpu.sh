@@ -61,8 +61,11 @@ node --test --test-concurrency=1 test/gpu/*.test.mjs 2>&1 | tee "$results/gpu-te
 [[ -x bench/gpu-distributed.sh ]] && bash bench/gpu-distributed.sh "$results"
 [[ -n "${GPU_SKIP_BENCH:-}" ]] && exit 0
 
-# 5. The benchmark.
-command -v ffmpeg >/dev/null || export FFMPEG_PATH="$(node -p "require('@ffmpeg-installer/ffmpeg').path")"
+# 5. The benchmark renders and decodes real clips: it needs ffmpeg and ffprobe there.
+if ! command -v ffmpeg >/dev/null && [[ -z "${FFMPEG_PATH:-}" ]]; then
+  echo "bench/gpu.sh: no ffmpeg on this machine (set FFMPEG_PATH): the CUDA tests ran, the benchmark did not" >&2
+  exit 3
+fi
 low="$("$python" -c 'import torch; print("bf16" if torch.cuda.is_bf16_supported() else "fp16")')"
 work="$(mktemp -d "${TMPDIR:-/tmp}/video-rnn-gpu-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
