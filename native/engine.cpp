@@ -240,7 +240,9 @@ void Engine::join_group(const DistributedConfig& config) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
   TORCH_CHECK(!group_, "this model is already in a process group");
-  auto group = std::make_unique<DataParallel>(config);
+  auto placed = config;
+  placed.device = device_.str();
+  auto group = std::make_unique<DataParallel>(placed);
   // Every parameter, frozen ones included: ranks may have started from different random weights.
   group->broadcast(model_->parameters());
   group_ = std::move(group);

@@ -74,7 +74,8 @@ export interface NativeModel {
   counters(): NativeCounters;
   dispose(): void;
   device(): string;
-  joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number }): Promise<void>;
+  joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number;
+    iface: string; multiNode: boolean }): Promise<void>;
   leaveGroup(): Promise<void>;
   sumOverRanks(values: number[]): Promise<number[]>;
 }

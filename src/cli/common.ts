@@ -40,5 +40,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--master-addr <host>', 'address of rank 0 for the rendezvous (or MASTER_ADDR; default 127.0.0.1)')
     .option('--master-port <port>', 'port of the rendezvous (or MASTER_PORT; default 29500, or a free one with --nproc)',
       parse.integerBetween(1, 65535))
-    .addOption(new Option('--dist-backend <name>', 'gloo (CPU) or nccl (CUDA)').argParser(parse.distributedBackend));
+    .addOption(new Option('--dist-backend <name>', 'gloo (CPU) or nccl (CUDA)').argParser(parse.distributedBackend))
+    .option('--iface <names>', "network interfaces for Gloo, comma-separated (or GLOO_SOCKET_IFNAME; default: the one that routes to --master-addr)")
+    .option('--dist-timeout <seconds>', 'how long the rendezvous and each collective wait for the other ranks', parse.positiveNumber, 60);
 }

@@ -1,0 +1,94 @@
+// `train --nnodes 2` on two "machines": network namespaces joined by a veth pair (see helpers/netns.mjs).
+// Each node runs the same command with its own --node-rank; Gloo listens on each node's own address.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { maxParameterDifference } from './helpers/clips.mjs';
+import { temporaryFolder } from './helpers/media.mjs';
+import { twoMachines } from './helpers/netns.mjs';
+import { errorLines, parseJson, runCli, tinyDataset } from './cli.run.mjs';
+
+const folder = temporaryFolder(after);
+const datasetFolder = path.join(folder, 'data');
+// SGD: Adam's normalisation magnifies the last-bit differences between summing 2x2 and 4 gradients.
+const settings = ['--hidden-size', '8', '--head-size', '8', '--frame-size', '32', '--epochs', '2', '--optimizer', 'sgd',
+  '--lr', '0.05', '--seed', '3', '--json', '--threads', '1'];
+let port = 29700 + (process.pid % 200) * 10;
+
+before(async () => {
+  await tinyDataset(datasetFolder);
+});
+
+/** The same command on both machines, node 0 hosting the rendezvous on its own address. */
+function nodeCommand(machines, node, output, extra) {
+  return ['train', datasetFolder, '-o', output, '--nnodes', '2', '--node-rank', String(node), '--master-addr', machines.addresses[0],
+    '--master-port', String(port), '--dist-timeout', '20', ...settings, ...extra];
+}
+
+test('--nnodes 2 --nproc 1 on two machines trains the same model as one process with the combined batch', async (t) => {
+  const machines = twoMachines(t);
+  if (!machines) return;
+  port += 1;
+  const outputs = [path.join(folder, 'node0.safetensors'), path.join(folder, 'node1.safetensors')];
+  const runs = [0, 1].map((node) => machines.start(node, nodeCommand(machines, node, outputs[node], ['--nproc', '1', '--batch-size', '2'])));
+  const [zero, one] = await Promise.all(runs.map((run) => run.finished));
+  assert.equal(zero.code, 0, zero.stderr);
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual(errorLines(one).filter((line) => /E_[A-Z]/.test(line)), [], 'node 1 reported no problem');
+  const report = parseJson(zero);
+  assert.equal(one.stdout, '', 'node 1 (rank 1) prints no result');
+  const single = path.join(folder, 'single.safetensors');
+  const alone = await runCli(['train', datasetFolder, '-o', single, '--batch-size', '4', ...settings], { timeoutMs: 240_000 });
+  assert.equal(alone.code, 0, alone.stderr);
+  const lossGap = Math.abs(report.training.loss - parseJson(alone).training.loss);
+  const weightGap = await maxParameterDifference(outputs[0], single);
+  t.diagnostic(`two nodes vs one process: loss difference ${lossGap}, largest weight difference ${weightGap}`);
+  assert.ok(lossGap < 1e-5, `loss differs by ${lossGap}`);
+  assert.ok(weightGap < 1e-5, `weights differ by ${weightGap}`);
+});
+
+test('a master address nobody answers gives E_DISTRIBUTED naming it, within the rendezvous timeout', async (t) => {
+  const machines = twoMachines(t);
+  if (!machines) return;
+  port += 1;
+  // 10.231.0.9 is on node 1's network, but no machine has it.
+  const args = ['train', datasetFolder, '-o', path.join(folder, 'lost.safetensors'), '--nnodes', '2', '--node-rank', '1', '--nproc', '1',
+    '--master-addr', '10.231.0.9', '--master-port', String(port), '--dist-timeout', '5', ...settings];
+  const started = Date.now();
+  const result = await machines.start(1, args).finished;
+  const seconds = (Date.now() - started) / 1000;
+  t.diagnostic(`failed after ${seconds} s (rendezvous timeout 5 s)`);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, new RegExp(`E_DISTRIBUTED: .*10\\.231\\.0\\.9:${port}`));
+  // The process start (LibTorch, ffmpeg probe) comes on top of the 5 s; the default timeout is 60 s.
+  assert.ok(seconds < 30, `took ${seconds} s`);
+});
+
+test('--nnodes 2 with a loopback master address is refused before the rendezvous', async (t) => {
+  const machines = twoMachines(t);
+  if (!machines) return;
+  port += 1;
+  const args = ['train', datasetFolder, '-o', path.join(folder, 'loop.safetensors'), '--nnodes', '2', '--node-rank', '0', '--nproc', '1',
+    '--master-addr', '127.0.0.1', '--master-port', String(port), '--dist-timeout', '30', ...settings];
+  const started = Date.now();
+  const result = await machines.start(0, args).finished;
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /E_DISTRIBUTED: .*loopback address 127\.0\.0\.1.*--iface/);
+  assert.ok(Date.now() - started < 25_000, 'refused without waiting for the 30 s rendezvous');
+});
+
+test('--nnodes 2 --nproc 2 (4 ranks, Gloo on the interface GLOO_SOCKET_IFNAME names) equals one process with batch 4', async (t) => {
+  const machines = twoMachines(t);
+  if (!machines) return;
+  port += 1;
+  const outputs = [path.join(folder, 'four0.safetensors'), path.join(folder, 'four1.safetensors')];
+  const runs = [0, 1].map((node) => machines.start(node, nodeCommand(machines, node, outputs[node], ['--nproc', '2', '--batch-size', '1']),
+    { env: { GLOO_SOCKET_IFNAME: machines.links[node] } }));
+  const [zero, one] = await Promise.all(runs.map((run) => run.finished));
+  assert.equal(zero.code, 0, zero.stderr);
+  assert.equal(one.code, 0, one.stderr);
+  const single = path.join(folder, 'single.safetensors');
+  const gap = await maxParameterDifference(outputs[0], single);
+  t.diagnostic(`4 ranks on two nodes vs one process: largest weight difference ${gap}`);
+  assert.ok(gap < 1e-5, `weights differ by ${gap}`);
+});
