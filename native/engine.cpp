@@ -290,6 +290,18 @@ NamedTensors Engine::state() {
   return export_state(*model_);
 }
 
+OptimizerState Engine::optimizer_state() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prepare_thread();
+  return export_optimizer_state(*optimizer_, model_->named_parameters().pairs());
+}
+
+void Engine::load_optimizer_state(const OptimizerState& state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prepare_thread();
+  import_optimizer_state(*optimizer_, model_->named_parameters().pairs(), state);
+}
+
 // No lock: shapes never change, and they are read from the JavaScript thread.
 std::vector<std::pair<std::string, std::vector<int64_t>>> Engine::shapes() {
   return state_shapes(*model_);

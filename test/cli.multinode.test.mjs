@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { maxParameterDifference } from './helpers/clips.mjs';
 import { temporaryFolder } from './helpers/media.mjs';
-import { twoMachines } from './helpers/netns.mjs';
+import { processesIn, twoMachines } from './helpers/netns.mjs';
+import { readSafetensors } from '../dist/weights/index.js';
 import { errorLines, parseJson, runCli, tinyDataset } from './cli.run.mjs';
 
 const folder = temporaryFolder(after);
@@ -91,4 +92,43 @@ test('--nnodes 2 --nproc 2 (4 ranks, Gloo on the interface GLOO_SOCKET_IFNAME na
   const gap = await maxParameterDifference(outputs[0], single);
   t.diagnostic(`4 ranks on two nodes vs one process: largest weight difference ${gap}`);
   assert.ok(gap < 1e-5, `weights differ by ${gap}`);
+});
+
+test('node 1 dying mid-run: node 0 exits with E_DISTRIBUTED within the timeout + 10 s, no orphan; --resume on both completes', async (t) => {
+  const machines = twoMachines(t);
+  if (!machines) return;
+  port += 1;
+  const timeout = 10;
+  const outputs = [path.join(folder, 'dead0.safetensors'), path.join(folder, 'dead1.safetensors')];
+  const run = (node, extra, options) => machines.start(node, nodeCommand(machines, node, outputs[node],
+    ['--nproc', '1', '--batch-size', '2', '--checkpoint-every', '1', '--dist-timeout', String(timeout), ...extra]), options);
+  let progressed;
+  const reached = new Promise((resolve) => { progressed = resolve; });
+  const zero = run(0, ['--epochs', '40'], { onStderr: (text) => { if (/^epoch +2\/40 /m.test(text)) progressed(); } });
+  const one = run(1, ['--epochs', '40']);
+  await Promise.race([reached, zero.finished]);
+  // The whole machine goes: its launcher and its worker, without a chance to say goodbye.
+  const victims = processesIn(machines.names[1]);
+  assert.ok(victims.length >= 2, `node 1 runs a launcher and a worker: ${victims}`);
+  const killedAt = Date.now();
+  for (const pid of victims) process.kill(pid, 'SIGKILL');
+  const result = await zero.finished;
+  const seconds = (Date.now() - killedAt) / 1000;
+  await one.finished;
+  t.diagnostic(`node 0 stopped ${seconds} s after node 1 died (collective timeout ${timeout} s)`);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /E_DISTRIBUTED/);
+  assert.ok(seconds < timeout + 10, `node 0 took ${seconds} s`);
+  assert.deepEqual(processesIn(machines.names[0]), [], 'no worker of node 0 is left running');
+
+  const epochs = await Promise.all(outputs.map(async (output) => JSON.parse((await readSafetensors(`${output}.state`)).metadata.state).epoch));
+  t.diagnostic(`checkpoints after the failure: node 0 epoch ${epochs[0]}, node 1 epoch ${epochs[1]}`);
+  assert.equal(epochs[0], epochs[1], 'both machines kept the same epoch');
+  port += 1;
+  const target = epochs[0] + 2;
+  const resumed = await Promise.all([0, 1].map((node) => run(node, ['--epochs', String(target), '--resume', outputs[node]]).finished));
+  assert.equal(resumed[0].code, 0, resumed[0].stderr);
+  assert.equal(resumed[1].code, 0, resumed[1].stderr);
+  assert.deepEqual(parseJson(resumed[0]).training.epochs.map((epoch) => epoch.epoch), [target - 1, target]);
+  assert.ok(await maxParameterDifference(outputs[0], outputs[1]) === 0, 'both machines saved the same weights');
 });

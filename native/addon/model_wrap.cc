@@ -40,6 +40,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
       InstanceMethod<&ModelWrap::JoinGroup>("joinGroup"),
       InstanceMethod<&ModelWrap::LeaveGroup>("leaveGroup"),
       InstanceMethod<&ModelWrap::SumOverRanks>("sumOverRanks"),
+      InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
+      InstanceMethod<&ModelWrap::LoadOptimizerState>("loadOptimizerState"),
   });
 }
 

@@ -24,7 +24,8 @@ export function addTrainingOptions(command: Command, defaults: { epochs: number;
     .option('--val <fraction|dataset>', 'validate after each epoch on this fraction of the data (e.g. 0.2) or on another dataset', parse.validation)
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)")
     .option('--seed <n>', 'seed for initialisation, shuffling and the validation split', parse.nonNegativeInteger, 0)
-    .option('--checkpoint-every <n>', 'also save the model to --output every N epochs (Ctrl-C keeps the last one)', parse.positiveInteger)
+    .option('--checkpoint-every <n>', 'also save the model to --output every N epochs, with its training state in <output>.state', parse.positiveInteger)
+    .option('--resume <checkpoint>', 'continue the run that saved this checkpoint (and <checkpoint>.state): its weights, optimiser state, epoch and settings')
     .option('--report <file.html>', 'write an HTML report: loss and accuracy curves, confusion matrix', parse.reportFile);
 }
 
