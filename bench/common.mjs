@@ -2,6 +2,7 @@
 // Python reference process) and the machine description that goes into every results file.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -184,4 +185,31 @@ export function machine() {
     ffmpeg,
     platform: `${os.platform()} ${os.release()}`,
   };
+}
+
+/** A TCP port that is free on loopback now, for a rendezvous. */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Runs `node file` with extra environment; resolves with { code, stdout, stderr } (stderr is echoed). */
+export function runNode(file, env) {
+  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => { stdout += chunk; });
+  child.stderr.on('data', (chunk) => { stderr += chunk; process.stderr.write(chunk); });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** A clip of seeded noise in the raw { data, frames, height, width } form that training accepts. */
+export function noiseClip(frames, size, seed) {
+  const data = new Uint8Array(frames * size * size * 3);
+  let state = seed >>> 0;
+  for (let i = 0; i < data.length; i += 1) { state = (Math.imul(state, 1664525) + 1013904223) >>> 0; data[i] = state >>> 24; }
+  return { data, frames, height: size, width: size };
 }

@@ -4,59 +4,37 @@
 // loss, and the largest weight difference between ranks (0 when every gradient allreduce went
 // through NCCL), or each failed rank's last error lines.
 //   node bench/gpu-distributed.mjs --gpus G --ranks N --out FILE
-import { spawn } from 'node:child_process';
-import { readSafetensors } from '../dist/weights/index.js';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readSafetensors } from '../dist/weights/index.js';
+import { argument, benchFolder as here, freePort, runNode as start } from './common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const argument = (name, fallback) => {
-  const index = process.argv.indexOf(name);
-  return index > 0 ? process.argv[index + 1] : fallback;
-};
-const gpus = Number(argument('--gpus', '1'));
-const ranks = Number(argument('--ranks', '2'));
-const out = argument('--out', path.join(here, 'results', 'gpu-distributed.json'));
+const gpus = argument('gpus', 1);
+const ranks = argument('ranks', 2);
+const out = argument('out', path.join(here, 'results', 'gpu-distributed.json'));
 
 const workerSource = `
 import { VideoRNN } from ${JSON.stringify(path.resolve(here, '../dist/index.js'))};
+import { noiseClip } from ${JSON.stringify(path.resolve(here, 'common.mjs'))};
 const size = 112;
-const clip = (frames, seed) => {
-  const data = new Uint8Array(frames * size * size * 3);
-  let state = seed >>> 0;
-  for (let i = 0; i < data.length; i += 1) { state = (Math.imul(state, 1664525) + 1013904223) >>> 0; data[i] = state >>> 24; }
-  return { data, frames, height: size, width: size };
-};
+const clip = (frames, seed) => noiseClip(frames, size, seed);
 const data = { classes: ['a', 'b'], size: 64, sample: (i) => ({ id: 'c' + i, label: i % 2, source: clip(8 + (i % 5), 1000 + i) }) };
-const model = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 256, frameSize: size, seed: Number(process.env.RANK) + 1,
-  device: process.env.DEVICE, precision: 'fp32' });
-const started = performance.now();
-const report = await model.train(data, { epochs: 3, batchSize: 8, cacheEmbeddings: false, seed: 1, learningRate: 1e-3,
-  distributed: { backend: 'nccl', timeoutMs: 120000 } });
-await model.save(process.env.SAVE);
-console.log(JSON.stringify({ rank: Number(process.env.RANK), device: model.device, seconds: (performance.now() - started) / 1000,
-  epochSeconds: report.epochs.map((epoch) => epoch.seconds), loss: report.loss }));
-model.dispose();`;
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function start(file, env) {
-  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => { stdout += chunk; });
-  child.stderr.on('data', (chunk) => { stderr += chunk; process.stderr.write(chunk); });
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
-}
+try {
+  const model = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 256, frameSize: size, seed: Number(process.env.RANK) + 1,
+    device: process.env.DEVICE, precision: 'fp32' });
+  const started = performance.now();
+  const report = await model.train(data, { epochs: 3, batchSize: 8, cacheEmbeddings: false, seed: 1, learningRate: 1e-3,
+    distributed: { backend: 'nccl', timeoutMs: 120000 } });
+  await model.save(process.env.SAVE);
+  console.log(JSON.stringify({ rank: Number(process.env.RANK), device: model.device, seconds: (performance.now() - started) / 1000,
+    epochSeconds: report.epochs.map((epoch) => epoch.seconds), loss: report.loss }));
+  model.dispose();
+} catch (error) {
+  // One line for the JSON: NCCL's or the library's own message.
+  console.error('error: ' + (error.code ?? error.name) + ': ' + String(error.message).split('\\n')[0]);
+  process.exit(1);
+}`;
 
 async function maxDifference(a, b) {
   const left = (await readSafetensors(a)).tensors;
@@ -86,7 +64,7 @@ const summary = {
   backend: 'nccl',
   ok,
   ranksReport: runs.map((run) => (run.code === 0 ? JSON.parse(run.stdout.trim().split('\n').pop())
-    : { exit: run.code, error: run.stderr.trim().split('\n').slice(-3).join('\n') })),
+    : { exit: run.code, error: run.stderr.split('\n').filter((line) => line.startsWith('error: ')).join('\n') || run.stderr.slice(-500) })),
   maxWeightDifferenceBetweenRanks: ok && ranks > 1
     ? await maxDifference(path.join(dir, 'rank0.safetensors'), path.join(dir, `rank${ranks - 1}.safetensors`)) : null,
 };

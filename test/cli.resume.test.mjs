@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { maxParameterDifference } from './helpers/clips.mjs';
-import { temporaryFolder } from './helpers/media.mjs';
+import { childProcesses, temporaryFolder } from './helpers/media.mjs';
 import { readSafetensors } from '../dist/weights/index.js';
 import { parseJson, runCli, startCli, tinyDataset } from './cli.run.mjs';
 
@@ -93,4 +93,38 @@ test('--resume refuses a state that belongs to another save of the model, and a 
   const missing = await runCli(['train', datasetFolder, '-o', path.join(folder, 'x.safetensors'), '--epochs', '6', '--resume', other, ...settings]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /E_CHECKPOINT: cannot resume from .*other\.safetensors: its training state .*other\.safetensors\.state cannot be read/);
+});
+
+test('with 2 ranks (--nproc 2): workers SIGKILLed after epoch 3 of 6, then --resume, equal the uninterrupted 2-rank run', async (t) => {
+  const parallel = ['--nproc', '2', '--batch-size', '1'];
+  const full = path.join(folder, 'full2.safetensors');
+  const uninterrupted = await runCli(['train', datasetFolder, '-o', full, '--epochs', '6', ...settings, ...parallel], { timeoutMs: 240_000 });
+  assert.equal(uninterrupted.code, 0, uninterrupted.stderr);
+
+  const part = path.join(folder, 'part2.safetensors');
+  const run = startCli(['train', datasetFolder, '-o', part, '--epochs', '6', '--checkpoint-every', '3', ...settings, ...parallel],
+    { timeoutMs: 240_000 });
+  let stderr = '';
+  let victims = [];
+  run.child.stderr.on('data', (text) => {
+    stderr += text;
+    if (victims.length === 0 && /^epoch +4\/6 /m.test(stderr)) {
+      // Both workers die at once, as when their machine goes; the launcher is left to report it.
+      victims = childProcesses(run.child.pid).map((child) => child.pid);
+      for (const pid of victims) process.kill(pid, 'SIGKILL');
+    }
+  });
+  const killed = await run.finished;
+  assert.equal(victims.length, 2, 'the launcher ran two workers');
+  assert.equal(killed.code, 1, killed.stderr);
+  assert.equal((await stateOf(part)).state.epoch, 3);
+  assert.equal((await stateOf(part)).state.worldSize, 2);
+
+  const resumed = await runCli(['train', datasetFolder, '-o', part, '--epochs', '6', '--resume', part, ...settings, ...parallel],
+    { timeoutMs: 240_000 });
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(parseJson(resumed).training.epochs.map((epoch) => epoch.epoch), [4, 5, 6]);
+  const gap = await maxParameterDifference(part, full);
+  t.diagnostic(`2 ranks, resumed vs uninterrupted: largest weight difference ${gap}`);
+  assert.ok(gap < 1e-5, `weights differ by ${gap}`);
 });
