@@ -48,16 +48,21 @@ test('--nnodes 2 --nproc 1 on two machines trains the same model as one process 
   assert.ok(weightGap < 1e-5, `weights differ by ${weightGap}`);
 });
 
+/** One node started alone against `masterAddr`; resolves with its result and how long it ran. */
+async function alone(machines, node, masterAddr, timeoutSeconds) {
+  port += 1;
+  const args = ['train', datasetFolder, '-o', path.join(folder, `alone${node}.safetensors`), '--nnodes', '2', '--node-rank', String(node),
+    '--nproc', '1', '--master-addr', masterAddr, '--master-port', String(port), '--dist-timeout', String(timeoutSeconds), ...settings];
+  const started = Date.now();
+  const result = await machines.start(node, args).finished;
+  return { result, seconds: (Date.now() - started) / 1000 };
+}
+
 test('a master address nobody answers gives E_DISTRIBUTED naming it, within the rendezvous timeout', async (t) => {
   const machines = twoMachines(t);
   if (!machines) return;
-  port += 1;
   // 10.231.0.9 is on node 1's network, but no machine has it.
-  const args = ['train', datasetFolder, '-o', path.join(folder, 'lost.safetensors'), '--nnodes', '2', '--node-rank', '1', '--nproc', '1',
-    '--master-addr', '10.231.0.9', '--master-port', String(port), '--dist-timeout', '5', ...settings];
-  const started = Date.now();
-  const result = await machines.start(1, args).finished;
-  const seconds = (Date.now() - started) / 1000;
+  const { result, seconds } = await alone(machines, 1, '10.231.0.9', 5);
   t.diagnostic(`failed after ${seconds} s (rendezvous timeout 5 s)`);
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, new RegExp(`E_DISTRIBUTED: .*10\\.231\\.0\\.9:${port}`));
@@ -68,14 +73,11 @@ test('a master address nobody answers gives E_DISTRIBUTED naming it, within the 
 test('--nnodes 2 with a loopback master address is refused before the rendezvous', async (t) => {
   const machines = twoMachines(t);
   if (!machines) return;
-  port += 1;
-  const args = ['train', datasetFolder, '-o', path.join(folder, 'loop.safetensors'), '--nnodes', '2', '--node-rank', '0', '--nproc', '1',
-    '--master-addr', '127.0.0.1', '--master-port', String(port), '--dist-timeout', '30', ...settings];
-  const started = Date.now();
-  const result = await machines.start(0, args).finished;
+  const { result, seconds } = await alone(machines, 0, '127.0.0.1', 30);
+  t.diagnostic(`refused after ${seconds} s (rendezvous timeout 30 s)`);
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /E_DISTRIBUTED: .*loopback address 127\.0\.0\.1.*--iface/);
-  assert.ok(Date.now() - started < 25_000, 'refused without waiting for the 30 s rendezvous');
+  assert.ok(seconds < 25, 'refused without waiting for the 30 s rendezvous');
 });
 
 test('--nnodes 2 --nproc 2 (4 ranks, Gloo on the interface GLOO_SOCKET_IFNAME names) equals one process with batch 4', async (t) => {

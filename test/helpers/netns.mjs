@@ -2,8 +2,8 @@
 // 10.231.0.2 (a range used by nothing else here). Creating them needs root (CI runs as root). Under
 // CI=true a failure to create them fails the test; elsewhere the test is skipped and says why.
 // The namespaces, and any process still inside them, are removed in every outcome.
-import { execFileSync, spawn } from 'node:child_process';
-import { cliPath, repositoryRoot } from '../cli.run.mjs';
+import { execFileSync } from 'node:child_process';
+import { startCli } from '../cli.run.mjs';
 
 export const addresses = ['10.231.0.1', '10.231.0.2'];
 
@@ -76,24 +76,15 @@ export function twoMachines(t) {
     t.skip(reason);
     return undefined;
   }
-  /** Starts `node dist/cli.js ...args` inside machine `index` (0 or 1). */
+  /** Starts `node dist/cli.js ...args` inside machine `index` (0 or 1); `onStderr` sees the stderr so far. */
   const start = (index, args, options = {}) => {
-    const child = spawn('ip', ['netns', 'exec', names[index], process.execPath, cliPath, ...args], {
-      cwd: repositoryRoot, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
+    const run = startCli(args, { timeoutMs: 240_000, ...options, prefix: ['ip', 'netns', 'exec', names[index]] });
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text) => { stdout += text; });
-    child.stderr.setEncoding('utf8').on('data', (text) => { stderr += text; options.onStderr?.(stderr); });
-    const timeout = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 240_000);
-    const finished = new Promise((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code, signal) => {
-        clearTimeout(timeout);
-        resolve({ code, signal, stdout, stderr });
-      });
+    run.child.stderr.on('data', (text) => {
+      stderr += text;
+      options.onStderr?.(stderr);
     });
-    return { child, finished };
+    return run;
   };
   return { names, links, addresses, start };
 }
