@@ -2,7 +2,6 @@
 // Python reference process) and the machine description that goes into every results file.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -185,15 +184,6 @@ export function machine() {
     ffmpeg,
     platform: `${os.platform()} ${os.release()}`,
   };
-}
-
-/** A TCP port that is free on loopback now, for a rendezvous. */
-export async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Runs `node file` with extra environment; resolves with { code, stdout, stderr } (stderr is echoed). */

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readSafetensors } from '../dist/weights/index.js';
-import { argument, benchFolder as here, freePort, runNode as start } from './common.mjs';
+import { freePort } from '../dist/free-port.js';
+import { argument, benchFolder as here, runNode as start } from './common.mjs';
 
 const gpus = argument('gpus', 1);
 const ranks = argument('ranks', 2);

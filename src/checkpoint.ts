@@ -33,8 +33,8 @@ export async function readCheckpoint(path: string): Promise<{ config: ModelConfi
   try {
     content = await readSafetensors(path);
   } catch (error) {
-    if (error instanceof VideoRNNError && error.code === 'E_INVALID_ARGUMENT') throw error;
-    if (error instanceof VideoRNNError && error.code === 'E_VIDEO_NOT_FOUND') throw error;
+    // A bad path argument, a missing file or one that cannot be opened is not a broken checkpoint.
+    if (error instanceof VideoRNNError && ['E_INVALID_ARGUMENT', 'E_WEIGHTS_NOT_FOUND', 'E_IO'].includes(error.code)) throw error;
     throw checkpointError(path, (error as Error).message, error);
   }
   const { metadata, tensors } = content;

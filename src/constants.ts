@@ -5,9 +5,9 @@ export const EMBEDDING_SIZE = 4096;
 /** Five 2x2 max-pools need at least 32 px. */
 export const MIN_FRAME_SIZE = 32;
 /**
- * VGG16 has 16 weight layers; fc8 is removed, so 15 remain in the backbone. 16 is accepted and
- * means "all of them", like 15.
+ * VGG16 has 16 weight layers; fc8 is removed, so 15 remain in the backbone (13 convolutions, fc6,
+ * fc7). The one limit of `trainableBackboneLayers`: native/addon/convert.cc refuses the same range.
  */
-export const MAX_TRAINABLE_BACKBONE_LAYERS = 16;
+export const MAX_TRAINABLE_BACKBONE_LAYERS = 15;
 export const CHECKPOINT_FORMAT = 'video-rnn';
 export const CHECKPOINT_VERSION = '1';

@@ -2,10 +2,18 @@
 export type ErrorCode =
   | 'E_INVALID_ARGUMENT'
   | 'E_VIDEO_NOT_FOUND'
+  /** A dataset folder, manifest or class index that does not exist. */
+  | 'E_DATASET_NOT_FOUND'
+  /** A backbone weights file or model checkpoint that does not exist. */
+  | 'E_WEIGHTS_NOT_FOUND'
   | 'E_VIDEO_DECODE'
   | 'E_NO_FFMPEG'
   | 'E_WEIGHTS_FORMAT'
   | 'E_WEIGHTS_SHAPE'
+  /** A file or folder exists but could not be read or written (permissions, a full disk); the message names the system code. */
+  | 'E_IO'
+  /** The command line only: an unknown command or option, a missing argument, a bad option value (exit code 2). */
+  | 'E_USAGE'
   | 'E_CHECKPOINT'
   | 'E_CUDA_UNAVAILABLE'
   | 'E_ABORTED'
@@ -14,7 +22,11 @@ export type ErrorCode =
   /** Training stopped because the loss became NaN or infinite; the weights are those before the batch. */
   | 'E_NON_FINITE_LOSS'
   /** A rank of a distributed run could not rendezvous, or a peer failed or timed out. */
-  | 'E_DISTRIBUTED';
+  | 'E_DISTRIBUTED'
+  /** A PredictionService's queue is full; retry later. */
+  | 'E_OVERLOADED'
+  /** A PredictionService call got no answer within its timeout. */
+  | 'E_TIMEOUT';
 
 export class VideoRNNError extends Error {
   readonly code: ErrorCode;

@@ -15,3 +15,5 @@ export type { DecodeOptions, VideoInfo } from './video';
 export { VideoFolderDataset, ManifestDataset, FileDataset, SubsetDataset, split, makeSyntheticDataset } from './data';
 export type { Dataset, Sample, VideoSource } from './data';
 export { loadBackboneWeights, readSafetensors, writeSafetensors, readTorchFile } from './weights';
+export { PredictionService } from './serve';
+export type { BatchEvent, PredictionServiceOptions, ServicePredictOptions, ServiceStats } from './serve';

@@ -22,8 +22,14 @@ export interface Prediction {
 }
 
 export interface ModelStats {
+  /** Frames that went through VGG16 (cached clips do not count). */
   framesEmbedded: number;
+  /** Clips whose embeddings came from the cache instead of a decode and the CNN. */
   embeddingCacheHits: number;
+  /** Clips held in the embedding cache, and their size in bytes (float32 rows of 4096). */
+  embeddingCacheEntries: number;
+  embeddingCacheBytes: number;
+  /** Video files decoded by this model (ffmpeg runs). */
   videosDecoded: number;
 }
 
@@ -45,6 +51,7 @@ export class VideoRNN {
   private native: NativeModel | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private decoded = 0;
+  private pending = 0; // calls queued or running
   private group: ResolvedDistributed | undefined;
 
   private constructor(native: NativeModel, config: ModelConfig, device: string) {
@@ -112,7 +119,26 @@ export class VideoRNN {
 
   get stats(): ModelStats {
     const counters = this.native?.counters();
-    return { framesEmbedded: counters?.framesEmbedded ?? 0, embeddingCacheHits: counters?.cacheHits ?? 0, videosDecoded: this.decoded };
+    return {
+      framesEmbedded: counters?.framesEmbedded ?? 0,
+      embeddingCacheHits: counters?.cacheHits ?? 0,
+      embeddingCacheEntries: counters?.cacheEntries ?? 0,
+      embeddingCacheBytes: counters?.cacheBytes ?? 0,
+      videosDecoded: this.decoded,
+    };
+  }
+
+  /**
+   * Drops every cached embedding of this model. When no call is running that happens at once; otherwise
+   * after the calls already queued have finished, since a running epoch relies on the entries it found.
+   */
+  clearCache(): void {
+    const native = this.live();
+    if (this.pending === 0) {
+      native.clearCache();
+      return;
+    }
+    this.tail = this.tail.then(() => this.native?.clearCache());
   }
 
   /** Frees the weights now; calls already running finish first, later calls reject with E_DISPOSED. */
@@ -132,10 +158,11 @@ export class VideoRNN {
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
     if (!this.native) return Promise.reject(disposedError());
+    this.pending += 1;
     const result = this.tail.then(() => {
       if (!this.native) throw disposedError();
       return work();
-    });
+    }).finally(() => { this.pending -= 1; });
     this.tail = result.catch(() => undefined);
     return result;
   }

@@ -1,6 +1,7 @@
 // Validation of VideoRNN.create options and the resolved, serialisable model configuration.
 import { ErrorCode, VideoRNNError, checkInteger, checkNumber, invalidArgument } from './errors';
 import { MAX_TRAINABLE_BACKBONE_LAYERS } from './constants';
+import { checkFrameCount } from './video/sampling';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 export type Precision = 'auto' | 'fp32' | 'bf16' | 'fp16';
@@ -59,6 +60,7 @@ function checkSampling(value: unknown): Sampling {
   if (raw.fps !== undefined) sampling.fps = checkNumber('sampling.fps', raw.fps, 0.001, 1000);
   if (raw.maxFrames !== undefined) sampling.maxFrames = checkInteger('sampling.maxFrames', raw.maxFrames, 1, LIMITS.frames);
   if (raw.frames !== undefined) sampling.frames = checkInteger('sampling.frames', raw.frames, 1, LIMITS.frames);
+  checkFrameCount(sampling, 'sampling.');
   return sampling;
 }
 
@@ -121,5 +123,10 @@ export function resolveBackend(device: unknown, precision: unknown, cuda: { avai
     throw invalidArgument('precision', "'auto', 'fp32', 'bf16' or 'fp16'", wantedPrecision);
   }
   const resolved = wantedPrecision === 'auto' ? (chosen === 'cpu' ? 'fp32' : 'bf16') : wantedPrecision;
+  // LibTorch's CPU autocast computes in bfloat16 only; float16 would fail inside the first forward.
+  if (resolved === 'fp16' && chosen === 'cpu') {
+    throw new VideoRNNError('E_INVALID_ARGUMENT',
+      "precision 'fp16' needs a CUDA device (LibTorch's CPU autocast supports bfloat16 only); on the CPU use 'fp32' or 'bf16'");
+  }
   return { device: chosen, precision: resolved as BackendChoice['precision'] };
 }

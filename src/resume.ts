@@ -20,6 +20,7 @@ export interface ResumableSettings {
   optimizer: 'adam' | 'sgd';
   learningRate: number;
   backboneLearningRate: number;
+  momentum: number;
   weightDecay: number;
   trainableBackboneLayers: number;
   batchSize: number;

@@ -1,13 +1,15 @@
 // Epochs, batching, shuffling, prefetch, progress, abort and validation, in TypeScript; one native
-// call does one batch step. With a frozen backbone, embeddings are cached per sample so that later
-// epochs neither decode nor run the CNN.
+// call does one batch step. With a frozen backbone, embeddings are cached per video (src/cache-key.ts)
+// so that later epochs neither decode nor run the CNN.
 import { MetricsAccumulator, EvalReport } from './metrics';
 import { VideoRNNError, checkInteger, checkNumber, checkString, invalidArgument, throwIfAborted } from './errors';
 import { DecodeSpec, chunk, nativeClip, pipelined, toClip } from './inputs';
 import { NativeClip, NativeModel, callNative } from './native';
 import type { ModelConfig } from './options';
 import { MAX_TRAINABLE_BACKBONE_LAYERS } from './constants';
+import { CacheKeyer, cacheKeyer } from './cache-key';
 import { Dataset, split } from './data';
+import { checkLabel } from './data/dataset';
 import { createRandom, shuffleInPlace } from './data/random';
 import { DistributedOptions, ResolvedDistributed, distributedError, shardBatches, shardIndices } from './distributed';
 import { LoadedState, ResumableSettings, checkSameEpoch, loadWithState, restoreOptimizer, saveWithState } from './resume';
@@ -29,6 +31,8 @@ export interface TrainOptions {
   batchSize?: number;
   learningRate?: number;
   optimizer?: 'adam' | 'sgd';
+  /** SGD momentum, as torch.optim.SGD's (no dampening, not Nesterov); default 0.9. Adam ignores it. */
+  momentum?: number;
   weightDecay?: number;
   validation?: Dataset | number;
   shuffle?: boolean;
@@ -75,7 +79,6 @@ export interface TrainingHost {
   group?: ResolvedDistributed;
 }
 
-/** A native call whose failure, in a group, is reported as E_DISTRIBUTED when a peer caused it. */
 /**
  * Whether to stop before the next step. Alone, the signal decides. In a group, every rank must stop at
  * the same step, or the others would wait in a collective until the timeout: the ranks add up their
@@ -95,6 +98,7 @@ async function stopIfAborted(host: TrainingHost, signal: AbortSignal | undefined
   }
 }
 
+/** A native call whose failure, in a group, is reported as E_DISTRIBUTED when a peer caused it. */
 async function collective<T>(host: TrainingHost, run: () => Promise<T>): Promise<T> {
   try {
     return await callNative(run);
@@ -115,31 +119,22 @@ function checkDataset(data: Dataset, config: ModelConfig, name: string): void {
   }
 }
 
-/** Cache keys tie embeddings to the sample, how it was decoded, and the backbone's weights. */
-function cacheKeyer(config: ModelConfig, fingerprint: string): (id: string) => string {
-  const decoding = JSON.stringify({ frameSize: config.frameSize, sampling: config.sampling });
-  return (id) => `${id}\u0000${decoding}\u0000${fingerprint}`;
-}
-
 interface PreparedBatch {
   clips: NativeClip[];
   labels: number[];
 }
 
 async function prepareBatch(host: TrainingHost, data: Dataset, indices: number[], spec: DecodeSpec,
-  keyOf: ((id: string) => string) | undefined): Promise<PreparedBatch> {
+  keyOf: CacheKeyer | undefined): Promise<PreparedBatch> {
   const samples = indices.map((index) => data.sample(index));
+  // Labels are checked before any decoding, so a bad one costs nothing.
+  for (const sample of samples) checkLabel(sample.label, host.config.classes.length, `sample ${sample.id}`);
   const clips = await Promise.all(samples.map(async (sample) => {
-    const key = keyOf?.(sample.id);
+    const key = await keyOf?.(sample.source);
     if (key !== undefined && host.native.isCached(key)) return { cacheKey: key };
     const clip = await toClip(sample.source, spec, `sample ${sample.id}`);
     return nativeClip(clip, key, key !== undefined);
   }));
-  for (const sample of samples) {
-    if (!Number.isInteger(sample.label) || sample.label < 0 || sample.label >= host.config.classes.length) {
-      throw new VideoRNNError('E_INVALID_ARGUMENT', `sample ${sample.id} has label ${sample.label}, outside the model's classes`);
-    }
-  }
   return { clips, labels: samples.map((sample) => sample.label) };
 }
 
@@ -157,7 +152,7 @@ export interface EvaluateSettings {
 export async function evaluateDataset(host: TrainingHost, data: Dataset, settings: EvaluateSettings): Promise<EvalReport> {
   checkDataset(data, host.config, 'data');
   const frozen = host.config.trainableBackboneLayers === 0;
-  let keyOf: ((id: string) => string) | undefined;
+  let keyOf: CacheKeyer | undefined;
   if (settings.cacheEmbeddings && frozen) {
     keyOf = cacheKeyer(host.config, settings.fingerprint ?? await callNative(() => host.native.fingerprint()));
   }
@@ -190,6 +185,7 @@ interface ResolvedTraining {
   learningRate: number;
   backboneLearningRate: number;
   optimizer: 'adam' | 'sgd';
+  momentum: number;
   weightDecay: number;
   shuffle: boolean;
   seed: number;
@@ -202,6 +198,9 @@ function resolveTraining(options: TrainOptions & Partial<FineTuneOptions>): Reso
   const learningRate = checkNumber('learningRate', options.learningRate ?? 1e-3, 0, 10);
   const optimizer = options.optimizer ?? 'adam';
   if (optimizer !== 'adam' && optimizer !== 'sgd') throw invalidArgument('optimizer', "'adam' or 'sgd'", optimizer);
+  if (options.momentum !== undefined && optimizer !== 'sgd') {
+    throw new VideoRNNError('E_INVALID_ARGUMENT', "momentum applies to optimizer 'sgd' only (Adam's moments are fixed at 0.9, 0.999)");
+  }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress', 'a function', options.onProgress);
   if (options.checkpoint !== undefined && (typeof options.checkpoint !== 'object' || typeof options.checkpoint.path !== 'string')) {
     throw invalidArgument('checkpoint', 'an object { path, everyEpochs? }', options.checkpoint);
@@ -212,6 +211,7 @@ function resolveTraining(options: TrainOptions & Partial<FineTuneOptions>): Reso
     learningRate,
     backboneLearningRate: checkNumber('backboneLearningRate', options.backboneLearningRate ?? learningRate / 10, 0, 10),
     optimizer,
+    momentum: checkNumber('momentum', options.momentum ?? 0.9, 0, 1),
     weightDecay: checkNumber('weightDecay', options.weightDecay ?? 0, 0, 10),
     shuffle: options.shuffle ?? true,
     seed: checkInteger('seed', options.seed ?? 0, 0, 2 ** 32 - 1),
@@ -221,8 +221,8 @@ function resolveTraining(options: TrainOptions & Partial<FineTuneOptions>): Reso
 }
 
 function resumableSettings(settings: ResolvedTraining, trainableBackboneLayers: number): ResumableSettings {
-  const { optimizer, learningRate, backboneLearningRate, weightDecay, batchSize, shuffle, seed } = settings;
-  return { optimizer, learningRate, backboneLearningRate, weightDecay, trainableBackboneLayers, batchSize, shuffle, seed };
+  const { optimizer, learningRate, backboneLearningRate, momentum, weightDecay, batchSize, shuffle, seed } = settings;
+  return { optimizer, learningRate, backboneLearningRate, momentum, weightDecay, trainableBackboneLayers, batchSize, shuffle, seed };
 }
 
 export async function runTraining(host: TrainingHost, data: Dataset, options: TrainOptions & Partial<FineTuneOptions>,
@@ -250,7 +250,8 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
     trainableLayers = trainableBackboneLayers;
   }
   await callNative(() => native.configureTraining({ optimizer: settings.optimizer, learningRate: settings.learningRate,
-    backboneLearningRate: settings.backboneLearningRate, weightDecay: settings.weightDecay, trainableBackboneLayers: trainableLayers }));
+    backboneLearningRate: settings.backboneLearningRate, weightDecay: settings.weightDecay, momentum: settings.momentum,
+    trainableBackboneLayers: trainableLayers }));
   if (resumed) await restoreOptimizer(native, resumed);
   if (resumed && host.group) await checkSameEpoch(resumed, (values) => collective(host, () => native.sumOverRanks(values)), host.group.worldSize);
   try {
@@ -259,7 +260,8 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
     // A fine-tune unfreezes layers for its own run only; the model goes back to its configured state.
     if (trainableLayers !== host.config.trainableBackboneLayers) {
       await callNative(() => native.configureTraining({ optimizer: settings.optimizer, learningRate: settings.learningRate,
-        weightDecay: settings.weightDecay, trainableBackboneLayers: host.config.trainableBackboneLayers })).catch(() => undefined);
+        weightDecay: settings.weightDecay, momentum: settings.momentum,
+        trainableBackboneLayers: host.config.trainableBackboneLayers })).catch(() => undefined);
     }
   }
 }

@@ -9,6 +9,16 @@ import { runCli } from './cli.run.mjs';
 
 const folder = temporaryFolder(after);
 
+/** A class-per-folder dataset whose files are listed but never decoded (the command fails first). */
+function listedFolder() {
+  const root = path.join(folder, 'listed');
+  for (const label of ['left', 'right']) {
+    fs.mkdirSync(path.join(root, label), { recursive: true });
+    fs.writeFileSync(path.join(root, label, 'clip.mp4'), '');
+  }
+  return root;
+}
+
 const usageCases = [
   ['a missing required option', ['train', folder]],
   ['a missing argument', ['predict']],
@@ -18,6 +28,8 @@ const usageCases = [
   ['a report that is not HTML', ['train', folder, '-o', 'm.safetensors', '--report', 'out.png']],
   ['an unknown device', ['evaluate', 'm.safetensors', folder, '--device', 'gpu']],
   ['too many unfrozen layers', ['fine-tune', 'm.safetensors', folder, '--unfreeze', '17', '-o', 'out.safetensors']],
+  ['16 unfrozen layers (VGG16 has 15 without fc8)', ['fine-tune', 'm.safetensors', folder, '--unfreeze', '16', '-o', 'out.safetensors']],
+  ['16 trainable layers', ['train', folder, '-o', 'm.safetensors', '--trainable-layers', '16']],
   ['an unknown option', ['info', '--colour']],
   ['an unknown command', ['trian']],
 ];
@@ -60,10 +72,32 @@ test('a file that is not a checkpoint: exit 1, E_CHECKPOINT on one line, no stac
   assert.doesNotMatch(result.stderr, /\n\s+at /);
 });
 
-test('a dataset that does not exist: exit 1 with E_VIDEO_NOT_FOUND', async () => {
+test('a dataset that does not exist: exit 1 with E_DATASET_NOT_FOUND, for train and for --val', async () => {
   const result = await runCli(['train', path.join(folder, 'no-such-folder'), '-o', path.join(folder, 'm.safetensors')]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr.trimEnd(), /^video-rnn: E_VIDEO_NOT_FOUND: .*no-such-folder/);
+  assert.match(result.stderr.trimEnd(), /^video-rnn: E_DATASET_NOT_FOUND: .*no-such-folder/);
+  const validation = await runCli(['train', listedFolder(), '--val', path.join(folder, 'no-val-folder'), '-o', path.join(folder, 'm.safetensors')]);
+  assert.equal(validation.code, 1);
+  assert.match(validation.stderr.trimEnd(), /^video-rnn: E_DATASET_NOT_FOUND: .*no-val-folder/);
+});
+
+test('a weights file or model that does not exist: E_WEIGHTS_NOT_FOUND, not a format error', async () => {
+  const predicted = await runCli(['predict', path.join(folder, 'no-model.safetensors'), path.join(folder, 'clip.mp4')]);
+  assert.equal(predicted.code, 1);
+  assert.match(predicted.stderr.trimEnd(), /^video-rnn: E_WEIGHTS_NOT_FOUND: .*no-model\.safetensors/);
+  const trained = await runCli(['train', listedFolder(), '--weights', path.join(folder, 'no-vgg16.pth'), '-o', path.join(folder, 'm.safetensors')]);
+  assert.equal(trained.code, 1);
+  assert.match(trained.stderr.trimEnd(), /^video-rnn: E_WEIGHTS_NOT_FOUND: .*no-vgg16\.pth/);
+});
+
+test('a file system failure never surfaces as a raw ENOENT or ENOTDIR: a demo folder under a file is E_IO', async () => {
+  const blocker = path.join(folder, 'a-file');
+  fs.writeFileSync(blocker, 'not a folder');
+  const demo = await runCli(['demo', '--dir', path.join(blocker, 'inside'), '--quiet']);
+  assert.equal(demo.code, 1);
+  const line = demo.stderr.trimEnd().split('\n').pop();
+  assert.match(line, /^video-rnn: E_IO: .*a-file/);
+  assert.doesNotMatch(demo.stderr, /video-rnn: E(NOENT|NOTDIR|EXIST|ACCES)\b/);
 });
 
 test('a dataset with problems on several lines is still reported on one line', async () => {

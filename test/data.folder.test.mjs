@@ -73,7 +73,7 @@ test('empty classes are reported by name, unless allowed', async () => {
 });
 
 test('a missing root, a file as root, no class folders and bad options are errors with codes', async () => {
-  await rejectsWithCode(VideoFolderDataset.open(path.join(folder, 'does-not-exist')), 'E_VIDEO_NOT_FOUND');
+  await rejectsWithCode(VideoFolderDataset.open(path.join(folder, 'does-not-exist')), 'E_DATASET_NOT_FOUND');
   await rejectsWithCode(VideoFolderDataset.open(video), 'E_INVALID_ARGUMENT');
   const flat = place(path.join(folder, 'flat'), ['only.mp4']);
   const error = await rejectsWithCode(VideoFolderDataset.open(flat), 'E_INVALID_ARGUMENT');

@@ -80,6 +80,21 @@ test('whole-number labels are 0-based class indices', async () => {
   assert.deepEqual(listSamples(named).map((sample) => sample.label), [2, 0, 0]);
 });
 
+test('fractional labels are refused by line, never truncated or made classes: in index lists, with classes, in CSV', async () => {
+  const root = path.join(folder, 'fractional');
+  touch(root, ['a.mp4', 'b.mp4', 'c.mp4']);
+  const lines = await rejectsWithCode(ManifestDataset.open(write(path.join(root, 'list.txt'), 'a.mp4 0\nb.mp4 1.5\nc.mp4 1\n')),
+    'E_INVALID_ARGUMENT');
+  assert.match(lines.message, /line 2: label "1\.5" is not a whole number/);
+  assert.doesNotMatch(lines.message, /line [13]:/);
+  const named = await rejectsWithCode(ManifestDataset.open(write(path.join(root, 'named.txt'), 'a.mp4 0\nb.mp4 1.0\n'),
+    { classes: ['walk', 'run'] }), 'E_INVALID_ARGUMENT');
+  assert.match(named.message, /line 2: label "1\.0" is not a whole number/);
+  const csv = await rejectsWithCode(ManifestDataset.open(write(path.join(root, 'list.csv'), 'path,label\na.mp4,0\nb.mp4,.5\n')),
+    'E_INVALID_ARGUMENT');
+  assert.match(csv.message, /line 3: label "\.5" is not a whole number/);
+});
+
 test('CSV with a header (any column order), quoted paths, and a root option', async () => {
   const root = path.join(folder, 'csv-videos');
   touch(root, ['one, two.mp4', 'say "hi".mp4', 'plain.mp4']);
@@ -150,11 +165,11 @@ test('UCF101 lists report labels outside classInd.txt and unknown class folders 
 });
 
 test('a missing manifest, an empty one, and bad options have codes', async () => {
-  await rejectsWithCode(ManifestDataset.open(path.join(folder, 'none.txt')), 'E_VIDEO_NOT_FOUND');
+  await rejectsWithCode(ManifestDataset.open(path.join(folder, 'none.txt')), 'E_DATASET_NOT_FOUND');
   const empty = write(path.join(folder, 'empty', 'list.txt'), '# nothing yet\n');
   await rejectsWithCode(ManifestDataset.open(empty), 'E_INVALID_ARGUMENT');
   await rejectsWithCode(ManifestDataset.open(empty, { format: 'xml' }), 'E_INVALID_ARGUMENT');
   await rejectsWithCode(ManifestDataset.open(empty, { classes: ['a', 'a'] }), 'E_INVALID_ARGUMENT');
   await rejectsWithCode(ManifestDataset.open(empty, { rooot: folder }), 'E_INVALID_ARGUMENT');
-  await rejectsWithCode(ManifestDataset.open(empty, { root: path.join(folder, 'no-root') }), 'E_VIDEO_NOT_FOUND');
+  await rejectsWithCode(ManifestDataset.open(empty, { root: path.join(folder, 'no-root') }), 'E_DATASET_NOT_FOUND');
 });

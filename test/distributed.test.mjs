@@ -5,17 +5,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { freePort } from '../dist/free-port.js';
 import { maxParameterDifference, tempDir } from './helpers/clips.mjs';
 
 const worker = path.resolve('test/helpers/distributed-worker.mjs');
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Starts one worker; resolves with its exit code and parsed JSON lines. */
 function run(args, env, onLine = () => {}) {

@@ -120,7 +120,7 @@ test('refuses files that are not torch files', async () => {
   for (const [name, bytes] of Object.entries(cases)) {
     await assertRejectsWith(readTorchFile(write(name, bytes)), 'E_WEIGHTS_FORMAT', undefined, name);
   }
-  await assertRejectsWith(readTorchFile(join(directory, 'no-such-file.pth')), 'E_WEIGHTS_FORMAT', /ENOENT/, 'missing file');
+  await assertRejectsWith(readTorchFile(join(directory, 'no-such-file.pth')), 'E_WEIGHTS_NOT_FOUND', /not found/, 'missing file');
   await assertRejectsWith(readTorchFile(directory), 'E_WEIGHTS_FORMAT', undefined, 'a directory');
 });
 

@@ -80,7 +80,7 @@ TrainSettings to_train_settings(const Napi::Object& object) {
   settings.backbone_learning_rate = number_field(object, "backboneLearningRate", settings.backbone_learning_rate);
   settings.weight_decay = number_field(object, "weightDecay", settings.weight_decay);
   settings.momentum = number_field(object, "momentum", settings.momentum);
-  settings.trainable_backbone_layers = integer_field(object, "trainableBackboneLayers", 0, 0, kMaxTrainableBackboneLayers);
+  settings.trainable_backbone_layers = integer_field(object, "trainableBackboneLayers", 0, 0, kBackboneWeightLayers);
   return settings;
 }
 

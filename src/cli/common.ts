@@ -20,6 +20,7 @@ export function addTrainingOptions(command: Command, defaults: { epochs: number;
     .option('--batch-size <n>', 'clips per optimiser step', parse.positiveInteger, 8)
     .option('--lr <rate>', 'learning rate of the LSTM and head', parse.positiveNumber, defaults.lr)
     .addOption(new Option('--optimizer <name>', 'adam or sgd').argParser(parse.optimizer).default('adam'))
+    .option('--momentum <value>', 'SGD momentum, as torch.optim.SGD (default 0.9; sgd only)', parse.nonNegativeNumber)
     .option('--weight-decay <value>', 'L2 weight decay', parse.nonNegativeNumber, 0)
     .option('--val <fraction|dataset>', 'validate after each epoch on this fraction of the data (e.g. 0.2) or on another dataset', parse.validation)
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)")

@@ -13,7 +13,7 @@ export interface OpenOptions {
 
 export async function openDataset(location: string, options: OpenOptions = {}): Promise<Dataset> {
   const stats = await fs.promises.stat(location).catch(() => null);
-  if (stats === null) throw new VideoRNNError('E_VIDEO_NOT_FOUND', `Dataset not found: ${location} (expected a folder or a manifest file)`);
+  if (stats === null) throw new VideoRNNError('E_DATASET_NOT_FOUND', `Dataset not found: ${location} (expected a folder or a manifest file)`);
   if (stats.isDirectory()) {
     const dataset = await VideoFolderDataset.open(location);
     return options.classes ? alignClasses(dataset, options.classes, location) : dataset;

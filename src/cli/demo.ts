@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeSyntheticDataset } from '../data';
+import { VideoRNNError } from '../errors';
 import { VideoRNN } from '../model';
 import type { Device } from '../options';
 import * as parse from './arguments';
@@ -46,6 +47,15 @@ const settings = {
   learningRate: 1e-3,
 };
 
+/** The demo folder, or E_IO naming it: a system error never reaches the user raw. */
+function makeFolder(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    throw new VideoRNNError('E_IO', `Cannot create the demo folder ${dir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+  }
+}
+
 export function registerDemo(program: Command): void {
   const command = program.command('demo')
     .description('render a synthetic dataset, train, evaluate, save and predict: no files or network needed')
@@ -71,7 +81,7 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   const signal = interrupt.signal;
   let model: VideoRNN | undefined;
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     say(`rendering ${settings.classes.length * (settings.trainPerClass + settings.testPerClass + settings.freshPerClass)} synthetic clips into ${dir}`);
     const common = { classes: settings.classes, size: settings.clipSize, minFrames: settings.minFrames, maxFrames: settings.maxFrames, signal };
     const train = await makeSyntheticDataset(path.join(dir, 'train'), { ...common, perClass: settings.trainPerClass, seed: settings.seeds.train });
@@ -89,7 +99,12 @@ async function runDemo(flags: DemoFlags): Promise<void> {
     progress.stop();
 
     say(`evaluating on ${test.size} held-out clips`);
+    // The work the evaluation did shows it ran on the held-out files themselves, not on cached training clips.
+    const before = model.stats;
     const evaluation = await model.evaluate(test, { batchSize: settings.batchSize, signal });
+    const heldOut = { videosDecoded: model.stats.videosDecoded - before.videosDecoded,
+      framesEmbedded: model.stats.framesEmbedded - before.framesEmbedded,
+      cacheHits: model.stats.embeddingCacheHits - before.embeddingCacheHits };
     await model.save(output);
     const modelBytes = fs.statSync(output).size;
     model.dispose();
@@ -109,11 +124,13 @@ async function runDemo(flags: DemoFlags): Promise<void> {
         seconds: total, directory: temporary && !flags.keep ? null : dir, device: model.device,
         settings: { ...settings, frameSize, epochs: flags.epochs, weights: flags.weights ?? null },
         classes: train.classes, clips: { train: train.size, test: test.size, fresh: fresh.size },
-        training, evaluation, model: { path: keptModel ? output : null, bytes: modelBytes },
+        training, evaluation, heldOut, model: { path: keptModel ? output : null, bytes: modelBytes },
         predictions: rows,
       });
     } else {
-      const lines = [trainingText(training), '', `held-out clips (${evaluation.count}, drawn with another seed):`,
+      const lines = [trainingText(training), '',
+        `held-out clips (${evaluation.count}, drawn with another seed; ${heldOut.videosDecoded} decoded and ` +
+        `${heldOut.framesEmbedded} frames embedded for this evaluation, ${heldOut.cacheHits} from the cache):`,
         evaluationText(evaluation, train.classes), '',
         keptModel ? `model saved to ${output} (${bytes(modelBytes)})`
           : `model saved (${bytes(modelBytes)}) and read back; the temporary folder is removed (--dir or --output keep it)`,

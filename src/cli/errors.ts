@@ -1,6 +1,6 @@
 // How the command line ends: exit codes and the one-line error message.
 import { CommanderError } from 'commander';
-import { VideoRNNError } from '../errors';
+import { ErrorCode, VideoRNNError } from '../errors';
 
 /** Exit codes, documented in the README; scripts branch on them. */
 export const exitCodes = Object.freeze({
@@ -23,12 +23,13 @@ export function exitCodeOf(error: unknown): number {
   return exitCodes.failure;
 }
 
-function codeOf(error: unknown): string {
+function codeOf(error: unknown): ErrorCode | 'E_UNEXPECTED' {
   // Commander reports every mistake in the command line itself: unknown option, missing argument, bad value.
   if (error instanceof CommanderError) return 'E_USAGE';
-  const code = (error as { code?: unknown } | null)?.code;
-  // Node's system errors (ENOENT, EACCES, ...) keep their own code.
-  if (typeof code === 'string' && /^E[A-Z_0-9]+$/.test(code)) return code;
+  if (error instanceof VideoRNNError) return error.code;
+  // A Node system error (ENOENT, EACCES, ...) that no command turned into a VideoRNNError: the
+  // library's file-system code, with the system code left in the message.
+  if (typeof (error as NodeJS.ErrnoException | null)?.syscall === 'string') return 'E_IO';
   return 'E_UNEXPECTED';
 }
 

@@ -3,10 +3,10 @@
 // environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) that the library reads, like
 // torchrun does. With --nnodes M and --node-rank R, M machines run N workers each.
 import { ChildProcess, spawn } from 'node:child_process';
-import net from 'node:net';
 import os from 'node:os';
 import type { DistributedOptions } from '../distributed';
 import { VideoRNNError } from '../errors';
+import { freePort } from '../free-port';
 import type { Device } from '../options';
 import { exitCodes } from './errors';
 
@@ -86,17 +86,6 @@ export function workerArguments(argv: readonly string[]): string[] {
     }
   }
   return kept;
-}
-
-async function freePort(host: string): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Lines of a worker's stream, prefixed with its rank. */

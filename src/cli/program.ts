@@ -7,6 +7,7 @@ import { registerFineTune } from './fine-tune';
 import { registerInfo } from './info';
 import { packageVersion } from './package-info';
 import { registerPredict } from './predict';
+import { registerServe } from './serve';
 import { registerTrain } from './train';
 
 export function buildProgram(): Command {
@@ -25,5 +26,6 @@ export function buildProgram(): Command {
   registerPredict(program);
   registerEvaluate(program);
   registerInfo(program);
+  registerServe(program);
   return program;
 }

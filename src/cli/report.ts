@@ -2,6 +2,7 @@
 // and the confusion matrix. Opens from disk in any browser; nothing is fetched.
 import fs from 'node:fs';
 import path from 'node:path';
+import { VideoRNNError } from '../errors';
 import type { EvalReport } from '../metrics';
 import type { ModelConfig } from '../options';
 import type { TrainReport } from '../training';
@@ -98,6 +99,11 @@ ${confusionSvg(config.classes, evaluation.confusion)}
 /** Written beside its final name and renamed, like checkpoints, so a reader never sees half a page. */
 export async function writeReport(file: string, content: ReportContent): Promise<void> {
   const partial = path.join(path.dirname(file), `.${path.basename(file)}.partial`);
-  await fs.promises.writeFile(partial, renderReport(content));
-  await fs.promises.rename(partial, file);
+  try {
+    await fs.promises.writeFile(partial, renderReport(content));
+    await fs.promises.rename(partial, file);
+  } catch (error) {
+    await fs.promises.rm(partial, { force: true }).catch(() => undefined);
+    throw new VideoRNNError('E_IO', `Cannot write the report ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+  }
 }

@@ -20,6 +20,7 @@ export interface TrainingFlags extends ParallelFlags {
   batchSize: number;
   lr: number;
   optimizer: 'adam' | 'sgd';
+  momentum?: number;
   weightDecay: number;
   seed: number;
   val?: ValidationSpec;
@@ -81,7 +82,7 @@ export async function runTrainingCommand(run: TrainingRun): Promise<void> {
   };
   const options: TrainOptions = {
     epochs: flags.epochs, batchSize: flags.batchSize, learningRate: flags.lr, optimizer: flags.optimizer,
-    weightDecay: flags.weightDecay, seed: flags.seed, validation: data.validation, signal: interrupt.signal, onProgress,
+    momentum: flags.momentum, weightDecay: flags.weightDecay, seed: flags.seed, validation: data.validation, signal: interrupt.signal, onProgress,
     checkpoint: flags.checkpointEvery ? { path: flags.output, everyEpochs: flags.checkpointEvery } : undefined,
     resume: flags.resume,
     distributed,

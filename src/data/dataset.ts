@@ -32,6 +32,7 @@ export class FileDataset implements Dataset {
   private readonly entries: readonly FileEntry[];
 
   constructor(root: string, classes: readonly string[], entries: readonly FileEntry[]) {
+    entries.forEach((entry, index) => checkLabel(entry.label, classes.length, `entries[${index}] (${entry.id})`));
     this.root = root;
     this.classes = Object.freeze([...classes]) as string[];
     this.entries = Object.freeze(entries.map((entry) => Object.freeze({ ...entry })));
@@ -52,6 +53,15 @@ export class FileDataset implements Dataset {
     for (const entry of this.entries) counts[entry.label] += 1;
     return counts;
   }
+}
+
+/** A label is a whole class index: 1.5 is refused, never truncated to 1. */
+export function checkLabel(label: unknown, classes: number, what: string): number {
+  if (typeof label !== 'number' || !Number.isInteger(label) || label < 0 || label >= classes) {
+    throw new VideoRNNError('E_INVALID_ARGUMENT',
+      `${what} has label ${typeof label === 'number' ? label : JSON.stringify(label)}; a label is a whole class index from 0 to ${classes - 1}`);
+  }
+  return label;
 }
 
 /** Ids use forward slashes on every platform so that caches keyed by id move between machines. */

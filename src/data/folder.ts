@@ -21,7 +21,11 @@ export async function checkDirectory(directory: string, name: string): Promise<s
   try {
     stats = await fs.promises.stat(absolute);
   } catch (error) {
-    throw new VideoRNNError('E_VIDEO_NOT_FOUND', `Dataset folder not found: ${directory}`, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new VideoRNNError('E_DATASET_NOT_FOUND', `Dataset folder not found: ${directory}`, { cause: error });
+    }
+    throw new VideoRNNError('E_IO', `Cannot read the dataset folder ${directory} (${code ?? 'error'})`, { cause: error });
   }
   if (!stats.isDirectory()) throw invalidArgument(name, 'a directory', directory);
   return absolute;

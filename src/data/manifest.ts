@@ -29,9 +29,10 @@ async function readText(file: string, what: string): Promise<string> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new VideoRNNError('E_VIDEO_NOT_FOUND', `${what} not found: ${file}`, { cause: error });
+      throw new VideoRNNError('E_DATASET_NOT_FOUND', `${what} not found: ${file}`, { cause: error });
     }
-    throw new VideoRNNError('E_INVALID_ARGUMENT', `Cannot read ${what} ${file}: ${(error as Error).message}`, { cause: error });
+    throw new VideoRNNError(code === 'EISDIR' ? 'E_INVALID_ARGUMENT' : 'E_IO', `Cannot read ${what} ${file}: ${(error as Error).message}`,
+      { cause: error });
   }
 }
 
@@ -45,20 +46,24 @@ function detectFormat(file: string, options: ManifestOptions): Exclude<ManifestF
   return 'lines';
 }
 
+const wholeNumber = /^\d+$/;
+const fractionalNumber = /^(\d+\.\d*|\.\d+)$/;
+
 /**
  * Labels are class names. When no class list is given and every label is a whole number, labels are
  * 0-based indices (the `path index` lists of mmaction2 and similar tools), and classes are named "0".."K-1".
+ * A fractional number among index labels ("1.5", "2.0") is refused rather than made a class of its own.
  */
 function resolveNamedLabels(parsed: ParsedManifest, classes: string[] | undefined):
   { classes: string[]; labels: (number | null)[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const tokens = parsed.records.map((record) => record.label ?? '');
-  const allIndices = tokens.length > 0 && tokens.every((token) => /^\d+$/.test(token));
+  const numeric = tokens.length > 0 && tokens.every((token) => wholeNumber.test(token) || fractionalNumber.test(token));
   let names: string[];
   if (classes !== undefined) {
     names = classes;
-  } else if (allIndices) {
-    const largest = Math.max(...tokens.map(Number));
+  } else if (numeric) {
+    const largest = Math.max(0, ...tokens.filter((token) => wholeNumber.test(token)).map(Number));
     names = Array.from({ length: largest + 1 }, (_, index) => String(index));
   } else {
     names = [...new Set(tokens)].sort(compareNames);
@@ -68,7 +73,11 @@ function resolveNamedLabels(parsed: ParsedManifest, classes: string[] | undefine
     const token = tokens[index];
     const named = byName.get(token);
     if (named !== undefined) return named;
-    if (/^\d+$/.test(token) && Number(token) < names.length) return Number(token);
+    if (wholeNumber.test(token) && Number(token) < names.length) return Number(token);
+    if (fractionalNumber.test(token)) {
+      problems.push({ line: record.line, message: `label "${token}" is not a whole number (labels are class names or 0-based class indices)` });
+      return null;
+    }
     problems.push({ line: record.line, message: `unknown label "${token}" (classes: ${names.join(', ')})` });
     return null;
   });

@@ -1,6 +1,6 @@
 import { checkInteger, invalidArgument } from '../errors';
 import type { Dataset, Sample } from './dataset';
-import { compareNames } from './dataset';
+import { checkLabel, compareNames } from './dataset';
 import { createRandom, hashSeed, shuffleInPlace } from './random';
 
 /** A view of some samples of another dataset, in the given order. */
@@ -73,10 +73,7 @@ export function split(dataset: Dataset, fraction: number, seed = 0): { train: Su
   const members: { index: number; id: string }[][] = source.classes.map(() => []);
   for (let index = 0; index < source.size; index += 1) {
     const sample = source.sample(index);
-    if (!Number.isInteger(sample.label) || sample.label < 0 || sample.label >= source.classes.length) {
-      throw invalidArgument(`label of sample ${index}`, `integer between 0 and ${source.classes.length - 1}`, sample.label);
-    }
-    members[sample.label].push({ index, id: sample.id });
+    members[checkLabel(sample.label, source.classes.length, `sample ${index}`)].push({ index, id: sample.id });
   }
   const quota = validationQuota(members.map((list) => list.length), fraction);
   const train: number[] = [];

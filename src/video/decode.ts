@@ -6,7 +6,7 @@ import { FrameCollector, largestClipBytes, tooLarge } from './frames';
 import { ffmpegInput, probeStreamCached, statVideo, type VideoInfo, type VideoStream } from './probe';
 import { lastLine, runFfmpeg } from './process';
 import {
-  type DecodeOptions, type DecodeSettings, type ProbeOptions, defaultDecodeTimeout, defaultProbeTimeout,
+  type DecodeOptions, type ProbeOptions, defaultDecodeTimeout, defaultProbeTimeout,
   expectedStreamFrames, outputGeometry, parseDecodeOptions, parseProbeOptions, selectionFor,
 } from './sampling';
 import { Semaphore } from './semaphore';
@@ -53,7 +53,7 @@ interface Pass {
 }
 
 async function decodePass(
-  ffmpeg: string, file: string, stream: VideoStream, settings: DecodeSettings,
+  ffmpeg: string, file: string, stream: VideoStream, settings: DecodeOptions,
   assumedTotal: number | null, timeoutMs: number,
 ): Promise<Pass> {
   const what = `Decoding "${file}"`;

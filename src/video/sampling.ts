@@ -21,15 +21,6 @@ export interface ProbeOptions {
   timeout?: number;
 }
 
-export interface DecodeSettings {
-  size?: number;
-  fps?: number;
-  maxFrames?: number;
-  frames?: number;
-  signal?: AbortSignal;
-  timeout?: number;
-}
-
 const decodeOptionNames = ['size', 'fps', 'maxFrames', 'frames', 'signal', 'timeout'];
 const probeOptionNames = ['signal', 'timeout'];
 const largestTimeout = 2_147_483_647;
@@ -56,9 +47,21 @@ function checkTimeout(value: unknown): number | undefined {
   return value === undefined ? undefined : checkInteger('timeout', value, 1, largestTimeout);
 }
 
-export function parseDecodeOptions(options: unknown): DecodeSettings {
+/**
+ * `frames` already fixes the count, so `maxFrames` beside it is refused. Shared by decodeVideo and by
+ * VideoRNN.create's `sampling`, so that a model never holds a sampling that every decode would refuse.
+ */
+export function checkFrameCount(settings: { frames?: number; maxFrames?: number }, prefix = ''): void {
+  if (settings.frames !== undefined && settings.maxFrames !== undefined) {
+    throw invalidArgument(`${prefix}maxFrames`, `no value when ${prefix}frames is set (frames already fixes the count)`,
+      settings.maxFrames);
+  }
+}
+
+/** Checks what decodeVideo was given; the result holds only the options that were set. */
+export function parseDecodeOptions(options: unknown): DecodeOptions {
   const record = readOptions(options, decodeOptionNames);
-  const settings: DecodeSettings = { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
+  const settings: DecodeOptions = { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
   if (record.size !== undefined) settings.size = checkInteger('size', record.size, 1, 8192);
   if (record.fps !== undefined) {
     const fps = record.fps;
@@ -69,10 +72,7 @@ export function parseDecodeOptions(options: unknown): DecodeSettings {
   }
   if (record.maxFrames !== undefined) settings.maxFrames = checkInteger('maxFrames', record.maxFrames, 1, 1_000_000);
   if (record.frames !== undefined) settings.frames = checkInteger('frames', record.frames, 1, 1_000_000);
-  if (settings.frames !== undefined && settings.maxFrames !== undefined) {
-    throw invalidArgument('maxFrames', 'no value when frames is set (frames already fixes the count)',
-      settings.maxFrames);
-  }
+  checkFrameCount(settings);
   return settings;
 }
 
@@ -99,7 +99,7 @@ export function uniformIndices(total: number, count: number): number[] {
 }
 
 /** Which frames of the sampled stream to keep, or null to keep all of them. */
-export function selectionFor(total: number, settings: DecodeSettings): number[] | null {
+export function selectionFor(total: number, settings: DecodeOptions): number[] | null {
   if (settings.frames !== undefined) return total === settings.frames ? null : uniformIndices(total, settings.frames);
   if (settings.maxFrames !== undefined && total > settings.maxFrames) return uniformIndices(total, settings.maxFrames);
   return null;
@@ -110,7 +110,7 @@ export function selectionFor(total: number, settings: DecodeSettings): number[] 
  * tick over the stream's duration, which comes to round(duration x fps) with halves rounded up.
  * An estimate only: decodeVideo checks it against what arrives.
  */
-export function expectedStreamFrames(stream: VideoStream, settings: DecodeSettings): number | null {
+export function expectedStreamFrames(stream: VideoStream, settings: DecodeOptions): number | null {
   if (settings.fps === undefined) return stream.frames > 0 ? stream.frames : null;
   if (!(stream.duration > 0)) return null;
   return Math.floor(stream.duration * settings.fps + 0.5);
@@ -127,7 +127,7 @@ export interface OutputGeometry {
  * aspect ratio) so that circles stay round, then crops the centre square; `crop` defaults to centring.
  * Without `size`, frames are forced to the probed size so the byte count per frame is certain.
  */
-export function outputGeometry(stream: VideoStream, settings: DecodeSettings): OutputGeometry {
+export function outputGeometry(stream: VideoStream, settings: DecodeOptions): OutputGeometry {
   const filters: string[] = [];
   if (settings.fps !== undefined) filters.push(`fps=${settings.fps}`);
   if (settings.size !== undefined) {

@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { VideoRNNError } from '../errors';
+import { VideoRNNError, invalidArgument } from '../errors';
 
 export function formatError(path: string, message: string, cause?: unknown): VideoRNNError {
   return new VideoRNNError('E_WEIGHTS_FORMAT', `${path}: ${message}`, cause === undefined ? undefined : { cause });
@@ -38,11 +38,16 @@ export class WeightsFile {
   private constructor(readonly path: string, private readonly handle: FileHandle, readonly size: number) {}
 
   static async open(path: string): Promise<WeightsFile> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path', 'a non-empty string', path);
     let handle: FileHandle;
     try {
       handle = await open(path, 'r');
     } catch (error) {
-      throw formatError(path, `cannot be opened (${(error as NodeJS.ErrnoException).code ?? 'error'})`, error);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new VideoRNNError('E_WEIGHTS_NOT_FOUND', `${path}: file not found`, { cause: error });
+      }
+      throw new VideoRNNError('E_IO', `${path}: cannot be opened (${code ?? 'error'})`, { cause: error });
     }
     try {
       const stats = await handle.stat();

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds and tests video-rnn against Debian 13 ("trixie"): LibTorch 2.6, g++ 14, ffmpeg 7.1,
+# Python torch 2.6 as the reference. The chroot is made once with debootstrap from this machine's
+# Debian mirror and kept under /var/cache, so later runs reuse it. Needs root.
+#
+#   bash scripts/debian13.sh create            # make (or finish) the chroot only
+#   bash scripts/debian13.sh test [FILES...]   # copy this working tree in, npm ci, npm test (or FILES)
+#   bash scripts/debian13.sh shell             # an interactive shell inside, with /proc, /sys, /dev mounted
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROOT=${VIDEO_RNN_CHROOT:-/var/cache/video-rnn/debian13}
+PACKAGES=(ca-certificates nodejs npm g++ make cmake ninja-build git python3 ffmpeg libtorch-dev libgloo-dev
+  libopenblas0-pthread python3-torch python3-torchvision iproute2 procps)
+
+die() { echo "debian13: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and chroot need it)"
+
+mirror() {
+  local uri
+  uri=$(grep -m1 -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}') || true
+  [ -n "$uri" ] || uri=$(grep -m1 -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}') || true
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+mounted=()
+unmount_all() {
+  local i
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+  mounted=()
+}
+trap unmount_all EXIT INT TERM
+
+mount_all() {
+  local dir
+  for dir in proc sys dev dev/pts; do
+    mkdir -p "$ROOT/$dir"
+    mountpoint -q "$ROOT/$dir" && continue
+    case $dir in
+      proc) mount -t proc proc "$ROOT/proc" ;;
+      sys) mount -t sysfs sys "$ROOT/sys" ;;
+      dev) mount --bind /dev "$ROOT/dev" ;;
+      dev/pts) mount --bind /dev/pts "$ROOT/dev/pts" ;;
+    esac
+    mounted+=("$ROOT/$dir")
+  done
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+  # This machine's extra CA certificates (a proxy's) must be trusted inside too, or npm fails
+  # with SELF_SIGNED_CERT_IN_CHAIN.
+  if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
+    mkdir -p "$ROOT/usr/local/share/ca-certificates"
+    cp -r /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/"
+    [ -x "$ROOT/usr/sbin/update-ca-certificates" ] && chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
+  fi
+}
+
+inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
+  NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "$@"; }
+
+create() {
+  # The marker holds the package list it was made with: a changed list installs what is new.
+  [ "$(cat "$ROOT/.video-rnn-ready" 2>/dev/null)" = "${PACKAGES[*]}" ] && return 0
+  if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
+    command -v debootstrap >/dev/null || { apt-get update; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap; }
+    rm -rf "$ROOT"
+    mkdir -p "$(dirname "$ROOT")"
+    echo "debian13: debootstrap trixie into $ROOT from $(mirror)"
+    debootstrap --variant=minbase trixie "$ROOT" "$(mirror)"
+  fi
+  mount_all
+  echo "debian13: installing ${PACKAGES[*]}"
+  inside apt-get update
+  inside apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+  inside apt-get clean
+  echo "${PACKAGES[*]}" > "$ROOT/.video-rnn-ready"
+}
+
+# A copy of this working tree (tracked and untracked, not ignored), and shared/ beside it as CI has it.
+copy_tree() {
+  local work="$ROOT/work"
+  rm -rf "$work/video-rnn"
+  mkdir -p "$work/video-rnn"
+  git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$work/video-rnn"
+  if [ -d ../shared ]; then rm -rf "$work/shared"; cp -r ../shared "$work/shared"; fi
+}
+
+case "${1:-test}" in
+  create) create ;;
+  shell) create; mount_all; inside bash -l ;;
+  test)
+    shift || true
+    create
+    mount_all
+    copy_tree
+    inside bash -c 'cd /work/video-rnn && echo "debian13: $(node --version), $(g++ --version | head -1), $(ffmpeg -version | head -1)" && npm ci && \
+      if [ "$#" -gt 0 ]; then npx tsc -p tsconfig.json && node --test --test-concurrency=1 "$@"; else npm test; fi' debian13 "$@"
+    ;;
+  *) die "unknown command $1 (create, test, shell)" ;;
+esac

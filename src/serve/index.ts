@@ -1,0 +1,3 @@
+export { PredictionService } from './service';
+export type { BatchEvent, ServicePredictOptions, ServiceStats } from './service';
+export type { PredictionServiceOptions } from './options';
