@@ -9,11 +9,13 @@
         "native/embedding_cache.cpp",
         "native/engine.cpp",
         "native/distributed.cpp",
+        "native/optimizer_state.cpp",
         "native/state.cpp",
         "native/addon/module.cc",
         "native/addon/model_wrap.cc",
         "native/addon/workers.cc",
-        "native/addon/convert.cc"
+        "native/addon/convert.cc",
+        "native/addon/optimizer_state_wrap.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "include_dirs": ["native", "<!@(node scripts/torch-paths.js include)"],

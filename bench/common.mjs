@@ -185,3 +185,21 @@ export function machine() {
     platform: `${os.platform()} ${os.release()}`,
   };
 }
+
+/** Runs `node file` with extra environment; resolves with { code, stdout, stderr } (stderr is echoed). */
+export function runNode(file, env) {
+  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => { stdout += chunk; });
+  child.stderr.on('data', (chunk) => { stderr += chunk; process.stderr.write(chunk); });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** A clip of seeded noise in the raw { data, frames, height, width } form that training accepts. */
+export function noiseClip(frames, size, seed) {
+  const data = new Uint8Array(frames * size * size * 3);
+  let state = seed >>> 0;
+  for (let i = 0; i < data.length; i += 1) { state = (Math.imul(state, 1664525) + 1013904223) >>> 0; data[i] = state >>> 24; }
+  return { data, frames, height: size, width: size };
+}

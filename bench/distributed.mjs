@@ -2,25 +2,21 @@
 // Each side trains the same 48 in-memory clips for 2 epochs with the cache off (so the CNN runs in
 // every epoch). 1 process uses 2 intra-op threads; each of 2 ranks uses 1: same cores in total.
 // Writes bench/results/distributed.json.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../dist/free-port.js';
+import { runNode } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const rounds = Number(process.argv[2] ?? 2);
 
 const workerSource = `
 import { VideoRNN } from ${JSON.stringify(path.resolve(here, '../dist/index.js'))};
+import { noiseClip } from ${JSON.stringify(path.resolve(here, 'common.mjs'))};
 const size = 64;
-const clip = (frames, seed) => {
-  const data = new Uint8Array(frames * size * size * 3);
-  let state = seed >>> 0;
-  for (let i = 0; i < data.length; i += 1) { state = (Math.imul(state, 1664525) + 1013904223) >>> 0; data[i] = state >>> 24; }
-  return { data, frames, height: size, width: size };
-};
+const clip = (frames, seed) => noiseClip(frames, size, seed);
 const data = { classes: ['a', 'b'], size: 48, sample: (i) => ({ id: 'c' + i, label: i % 2, source: clip(6 + (i % 7), 1000 + i) }) };
 const model = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 128, frameSize: size, seed: 1, threads: Number(process.env.THREADS) });
 const started = performance.now();
@@ -29,11 +25,10 @@ const report = await model.train(data, { epochs: 2, batchSize: Number(process.en
 console.log(JSON.stringify({ seconds: (performance.now() - started) / 1000, loss: report.loss }));
 model.dispose();`;
 
-function start(file, env) {
-  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk) => { out += chunk; });
-  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`exit ${code}`)))));
+async function start(file, env) {
+  const { code, stdout } = await runNode(file, env);
+  if (code !== 0) throw new Error(`exit ${code}`);
+  return JSON.parse(stdout.trim().split('\n').pop());
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'video-rnn-dist-bench-'));

@@ -8,7 +8,10 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
+#include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #define VIDEO_RNN_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -81,6 +84,22 @@ inline c10::intrusive_ptr<c10d::TCPStore> make_tcp_store(const std::string& host
   }
 #endif
   return c10::make_intrusive<c10d::TCPStore>(host, options);
+}
+
+// The key of a parameter in Optimizer::state(): its TensorImpl's address, printed as a string up to
+// 2.0 (what c10::guts::to_string wrote), the address itself since the map became keyed by void*.
+// Read from the map's own key type, so both layouts compile.
+using OptimizerStateMap = std::remove_reference_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
+
+template <typename Key = typename OptimizerStateMap::key_type>
+Key optimizer_state_key(const torch::Tensor& parameter) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text;
+    text << parameter.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return parameter.unsafeGetTensorImpl();
+  }
 }
 
 }  // namespace video_rnn::compat

@@ -21,6 +21,13 @@ struct DistributedConfig {
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
   std::string backend = "gloo";  // "gloo" or "nccl"
+  // Gloo's network interfaces by name (GLOO_SOCKET_IFNAME's comma-separated list); empty: the
+  // interface of the local address that routes to the master.
+  std::string interfaces;
+  // Ranks run on more than one machine: a loopback address for Gloo is then an error.
+  bool multi_node = false;
+  // Where this rank's tensors live; NCCL's collectives run on this CUDA device.
+  std::string device = "cpu";
   std::chrono::milliseconds timeout{60000};
   int64_t bucket_bytes = 25 * 1024 * 1024;  // DDP's default bucket size
 };
@@ -45,8 +52,13 @@ class DataParallel {
   void allreduce_bucket(std::vector<torch::Tensor>& tensors);
 
   DistributedConfig config_;
+  torch::Device device_;
   c10::intrusive_ptr<c10d::Store> store_;
+  // Gradients and parameters: Gloo on the CPU, NCCL on CUDA.
   c10::intrusive_ptr<compat::CollectiveGroup> group_;
+  // Per-step agreements on CPU doubles (loss finite, abort, epoch sums): group_ itself under Gloo,
+  // a Gloo side group under NCCL, which only takes CUDA tensors.
+  c10::intrusive_ptr<compat::CollectiveGroup> control_;
 };
 
 }  // namespace video_rnn

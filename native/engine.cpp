@@ -240,7 +240,9 @@ void Engine::join_group(const DistributedConfig& config) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
   TORCH_CHECK(!group_, "this model is already in a process group");
-  auto group = std::make_unique<DataParallel>(config);
+  auto placed = config;
+  placed.device = device_.str();
+  auto group = std::make_unique<DataParallel>(placed);
   // Every parameter, frozen ones included: ranks may have started from different random weights.
   group->broadcast(model_->parameters());
   group_ = std::move(group);
@@ -281,6 +283,18 @@ NamedTensors Engine::state() {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
   return export_state(*model_);
+}
+
+OptimizerState Engine::optimizer_state() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prepare_thread();
+  return export_optimizer_state(*optimizer_, model_->named_parameters().pairs());
+}
+
+void Engine::load_optimizer_state(const OptimizerState& state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prepare_thread();
+  import_optimizer_state(*optimizer_, model_->named_parameters().pairs(), state);
 }
 
 // No lock: shapes never change, and they are read from the JavaScript thread.

@@ -12,6 +12,7 @@
 
 #include "distributed.h"
 #include "embedding_cache.h"
+#include "optimizer_state.h"
 #include "state.h"
 #include "video_rnn.h"
 
@@ -73,6 +74,9 @@ class Engine {
   TrainSettings training_settings();
 
   NamedTensors state();
+  // What a resumed run needs beside the weights: the optimiser's moments and steps, the CPU generator.
+  OptimizerState optimizer_state();
+  void load_optimizer_state(const OptimizerState& state);
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes();
   void load_state(const NamedTensors& tensors, const std::string& prefix, bool require_all);
 

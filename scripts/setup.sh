@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what video-rnn needs on a Debian 12 / Ubuntu machine and builds it:
 # LibTorch (libtorch-dev), OpenBLAS, Gloo headers for c10d (libgloo-dev), ffmpeg, the test reference (python3-torch, torchvision),
-# the npm packages and the native addon. Safe to run again: it installs only what is missing.
+# iproute2 (the two-machine tests put ranks in network namespaces), the npm packages and the native addon. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libtorch-dev libopenblas0-pthread libgloo-dev ffmpeg python3-torch python3-torchvision cmake g++ make)
+packages=(libtorch-dev libopenblas0-pthread libgloo-dev ffmpeg python3-torch python3-torchvision cmake g++ make iproute2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

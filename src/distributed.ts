@@ -11,6 +11,12 @@ export interface DistributedOptions {
   backend?: 'gloo' | 'nccl';
   /** How long a rendezvous or a collective may wait for the other ranks (default 60 s). */
   timeoutMs?: number;
+  /** Gloo's network interfaces by name, comma-separated (or GLOO_SOCKET_IFNAME); default: the one that routes to masterAddr. */
+  iface?: string;
+  /** This rank's index on its machine (or LOCAL_RANK; default: rank); NCCL uses cuda:<localRank>. */
+  localRank?: number;
+  /** Ranks on this machine (or LOCAL_WORLD_SIZE; default: worldSize, one machine). */
+  localWorldSize?: number;
 }
 
 export interface ResolvedDistributed {
@@ -21,6 +27,10 @@ export interface ResolvedDistributed {
   masterPort: number;
   backend: 'gloo' | 'nccl';
   timeoutMs: number;
+  /** Comma-separated interface names; '' picks the interface that routes to masterAddr. */
+  iface: string;
+  /** Ranks run on more than one machine. */
+  multiNode: boolean;
 }
 
 function fromEnvironment(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -29,6 +39,14 @@ function fromEnvironment(env: NodeJS.ProcessEnv, name: string): number | undefin
   const number = Number(value);
   if (!Number.isInteger(number)) throw invalidArgument(`environment variable ${name}`, 'an integer', value);
   return number;
+}
+
+function interfaces(value: unknown): string {
+  if (value === undefined || value === '') return '';
+  if (typeof value !== 'string' || !/^[\w.:@-]+(,[\w.:@-]+)*$/.test(value)) {
+    throw invalidArgument('distributed.iface', 'interface names separated by commas (as GLOO_SOCKET_IFNAME)', value);
+  }
+  return value;
 }
 
 /**
@@ -48,15 +66,29 @@ export function resolveDistributed(options: DistributedOptions | boolean | undef
   const rank = checkInteger('distributed.rank', explicit.rank ?? fromEnvironment(env, 'RANK') ?? 0, 0, size - 1);
   const backend = explicit.backend ?? 'gloo';
   if (backend !== 'gloo' && backend !== 'nccl') throw invalidArgument('distributed.backend', "'gloo' or 'nccl'", backend);
+  const localWorldSize = checkInteger('distributed.localWorldSize',
+    explicit.localWorldSize ?? fromEnvironment(env, 'LOCAL_WORLD_SIZE') ?? size, 1, size);
   return {
     rank,
     worldSize: size,
-    localRank: fromEnvironment(env, 'LOCAL_RANK') ?? rank,
+    localRank: checkInteger('distributed.localRank', explicit.localRank ?? fromEnvironment(env, 'LOCAL_RANK') ?? rank, 0, size - 1),
     masterAddr: checkString('distributed.masterAddr', explicit.masterAddr ?? env.MASTER_ADDR ?? '127.0.0.1'),
     masterPort: checkInteger('distributed.masterPort', explicit.masterPort ?? fromEnvironment(env, 'MASTER_PORT') ?? 29500, 1, 65535),
     backend,
     timeoutMs: checkInteger('distributed.timeoutMs', explicit.timeoutMs ?? 60000, 1, 2 ** 31),
+    iface: interfaces(explicit.iface ?? env.GLOO_SOCKET_IFNAME),
+    multiNode: localWorldSize < size,
   };
+}
+
+/**
+ * In a launched group (WORLD_SIZE above 1 and LOCAL_RANK set, as torchrun and `--nproc` do), 'cuda'
+ * and, on a CUDA build, 'auto' mean this rank's own GPU, cuda:LOCAL_RANK; anything else is kept.
+ */
+export function rankDevice(device: unknown, cudaAvailable: boolean, env: NodeJS.ProcessEnv = process.env): unknown {
+  const local = Number(env.LOCAL_RANK);
+  if (!env.LOCAL_RANK || !Number.isInteger(local) || local < 0 || !(Number(env.WORLD_SIZE ?? 1) > 1)) return device;
+  return device === 'cuda' || ((device ?? 'auto') === 'auto' && cudaAvailable) ? `cuda:${local}` : device;
 }
 
 /**

@@ -11,7 +11,7 @@ import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './o
 import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
 import type { Dataset } from './data';
 import { loadBackboneWeights } from './weights';
-import { ResolvedDistributed, distributedError, resolveDistributed } from './distributed';
+import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed } from './distributed';
 
 export interface Prediction {
   label: string;
@@ -96,7 +96,7 @@ export class VideoRNN {
 
   private static async build(config: ModelConfig, options: Partial<VideoRNNOptions>): Promise<VideoRNN> {
     const info = addon().backendInfo();
-    const backend = resolveBackend(options.device, options.precision, { available: info.cuda, devices: info.cudaDevices });
+    const backend = resolveBackend(rankDevice(options.device, info.cuda), options.precision, { available: info.cuda, devices: info.cudaDevices });
     const cacheMB = options.cacheMB === undefined ? 1024 : checkInteger('cacheMB', options.cacheMB, 0, 1 << 24);
     const native = await callNative(() => addon().createModel({
       classes: config.classes.length,

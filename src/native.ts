@@ -43,6 +43,13 @@ export interface NativeTensor {
   data: Float32Array;
 }
 
+/** Adam's moments or SGD's momentum per parameter, step counts, and torch's CPU generator as bytes. */
+export interface NativeOptimizerState {
+  tensors: NativeTensor[];
+  steps: Record<string, number>;
+  generator: Float32Array;
+}
+
 export interface NativeTrainSettings {
   optimizer?: 'adam' | 'sgd';
   learningRate?: number;
@@ -73,8 +80,11 @@ export interface NativeModel {
   clearCache(): void;
   counters(): NativeCounters;
   dispose(): void;
-  joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number }): Promise<void>;
+  joinGroup(config: { rank: number; worldSize: number; masterAddr: string; masterPort: number; backend: string; timeoutMs: number;
+    iface: string; multiNode: boolean }): Promise<void>;
   sumOverRanks(values: number[]): Promise<number[]>;
+  getOptimizerState(): Promise<NativeOptimizerState>;
+  loadOptimizerState(state: NativeOptimizerState): Promise<void>;
 }
 
 export interface NativeBackendInfo {

@@ -2,7 +2,7 @@
 // call does one batch step. With a frozen backbone, embeddings are cached per video (src/cache-key.ts)
 // so that later epochs neither decode nor run the CNN.
 import { MetricsAccumulator, EvalReport } from './metrics';
-import { VideoRNNError, checkInteger, checkNumber, invalidArgument, throwIfAborted } from './errors';
+import { VideoRNNError, checkInteger, checkNumber, checkString, invalidArgument, throwIfAborted } from './errors';
 import { DecodeSpec, chunk, nativeClip, pipelined, toClip } from './inputs';
 import { NativeClip, NativeModel, callNative } from './native';
 import type { ModelConfig } from './options';
@@ -12,6 +12,7 @@ import { Dataset, split } from './data';
 import { checkLabel } from './data/dataset';
 import { createRandom, shuffleInPlace } from './data/random';
 import { DistributedOptions, ResolvedDistributed, distributedError, shardBatches, shardIndices } from './distributed';
+import { LoadedState, ResumableSettings, checkSameEpoch, loadWithState, restoreOptimizer, saveWithState } from './resume';
 
 export interface ProgressEvent {
   phase: 'train' | 'validate' | 'evaluate';
@@ -40,6 +41,8 @@ export interface TrainOptions {
   cacheEmbeddings?: boolean;
   onProgress?: (event: ProgressEvent) => void;
   checkpoint?: { path: string; everyEpochs?: number };
+  /** A checkpoint saved by an earlier run, with its `.state` file: this run continues that one. */
+  resume?: string;
   /** Data-parallel training across processes; also read from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT. */
   distributed?: DistributedOptions | boolean;
 }
@@ -217,6 +220,11 @@ function resolveTraining(options: TrainOptions & Partial<FineTuneOptions>): Reso
   };
 }
 
+function resumableSettings(settings: ResolvedTraining, trainableBackboneLayers: number): ResumableSettings {
+  const { optimizer, learningRate, backboneLearningRate, momentum, weightDecay, batchSize, shuffle, seed } = settings;
+  return { optimizer, learningRate, backboneLearningRate, momentum, weightDecay, trainableBackboneLayers, batchSize, shuffle, seed };
+}
+
 export async function runTraining(host: TrainingHost, data: Dataset, options: TrainOptions & Partial<FineTuneOptions>,
   trainableLayers: number): Promise<TrainReport> {
   const settings = resolveTraining(options);
@@ -234,11 +242,20 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
   const signal = options.signal;
   throwIfAborted(signal, 'training');
   const native = host.native;
+  // A resumed run takes the stopped run's weights and settings; only the number of epochs is this run's.
+  const resumed = options.resume === undefined ? undefined : await loadWithState(native, checkString('resume', options.resume));
+  if (resumed) {
+    const { trainableBackboneLayers, ...saved } = resumed.settings;
+    Object.assign(settings, saved);
+    trainableLayers = trainableBackboneLayers;
+  }
   await callNative(() => native.configureTraining({ optimizer: settings.optimizer, learningRate: settings.learningRate,
     backboneLearningRate: settings.backboneLearningRate, weightDecay: settings.weightDecay, momentum: settings.momentum,
     trainableBackboneLayers: trainableLayers }));
+  if (resumed) await restoreOptimizer(native, resumed);
+  if (resumed && host.group) await checkSameEpoch(resumed, (values) => collective(host, () => native.sumOverRanks(values)), host.group.worldSize);
   try {
-    return await trainEpochs(host, train, validation, settings, trainableLayers, options);
+    return await trainEpochs(host, train, validation, settings, trainableLayers, options, resumed);
   } finally {
     // A fine-tune unfreezes layers for its own run only; the model goes back to its configured state.
     if (trainableLayers !== host.config.trainableBackboneLayers) {
@@ -250,12 +267,14 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
 }
 
 async function trainEpochs(host: TrainingHost, train: Dataset, validation: Dataset | undefined, settings: ResolvedTraining,
-  trainableLayers: number, options: TrainOptions): Promise<TrainReport> {
+  trainableLayers: number, options: TrainOptions, resumed?: LoadedState): Promise<TrainReport> {
   const { signal } = options;
   const native = host.native;
   const group = host.group;
-  // In a group, rank 0 alone reports progress and writes checkpoints.
+  // In a group, rank 0 alone reports progress; local rank 0 of each machine writes checkpoints.
   const leader = !group || group.rank === 0;
+  // One checkpoint writer per machine (local rank 0), so every machine can resume from its own files.
+  const writer = !group || group.localRank === 0;
   const onProgress = leader ? options.onProgress : undefined;
   const caching = settings.cacheEmbeddings && trainableLayers === 0;
   const fingerprint = caching ? await callNative(() => native.fingerprint()) : undefined;
@@ -268,7 +287,12 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
   const runStarted = performance.now();
   let samplesDone = 0;
   let lastValidation: EvalReport | undefined;
-  for (let epoch = 1; epoch <= settings.epochs; epoch += 1) {
+  const first = (resumed?.epoch ?? 0) + 1;
+  if (first > settings.epochs) {
+    throw new VideoRNNError('E_INVALID_ARGUMENT', `the resumed run has already trained ${first - 1} epochs; ask for more than that`);
+  }
+  for (let shuffled = 0; shuffled < (resumed?.shuffles ?? 0); shuffled += 1) shuffleInPlace(order, random);
+  for (let epoch = first; epoch <= settings.epochs; epoch += 1) {
     if (settings.shuffle) shuffleInPlace(order, random);
     const batches = group ? shardBatches(order, settings.batchSize, group.rank, group.worldSize) : chunk(order, settings.batchSize);
     const epochStarted = performance.now();
@@ -296,7 +320,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
       const rate = samplesDone / ((performance.now() - runStarted) / 1000);
       onProgress?.({ phase: 'train', epoch, epochs: settings.epochs, batch: index + 1, batches: batches.length,
         loss: lossSum / seen, accuracy: correct / seen, samplesPerSecond: rate,
-        eta: (settings.epochs * train.size - samplesDone) / rate });
+        eta: ((settings.epochs - first + 1) * train.size - samplesDone) / rate });
       if (!group) throwIfAborted(signal, 'training');
     });
     if (group) [lossSum, correct, seen] = await collective(host, () => native.sumOverRanks([lossSum, correct, seen]));
@@ -309,8 +333,10 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
       report.validation = { loss: lastValidation.loss, accuracy: lastValidation.accuracy };
     }
     epochs.push(report);
-    if (leader && options.checkpoint && (epoch % settings.everyEpochs === 0 || epoch === settings.epochs)) {
-      await host.save(options.checkpoint.path);
+    if (options.checkpoint && (epoch % settings.everyEpochs === 0 || epoch === settings.epochs)) {
+      const barrier = async (): Promise<void> => { if (group) await collective(host, () => native.sumOverRanks([1])); };
+      await saveWithState(native, options.checkpoint.path, writer, (path) => host.save(path), barrier, { epoch,
+        shuffles: settings.shuffle ? epoch : 0, worldSize: group?.worldSize ?? 1, settings: resumableSettings(settings, trainableLayers) });
     }
   }
   const seconds = (performance.now() - runStarted) / 1000;

@@ -42,8 +42,8 @@ test('SIGINT during training exits 130 and leaves the last checkpoint loadable',
   const lines = errorLines(result);
   assert.match(lines.at(-1), /^video-rnn: E_ABORTED: training was interrupted in epoch \d+; .*model\.safetensors holds the last checkpoint, saved at /);
   assert.ok(lines.some((line) => line.startsWith('interrupted: stopping at the next batch boundary')));
-  // Only the finished checkpoint is there: no half-written temporary file beside it.
-  assert.deepEqual(fs.readdirSync(path.dirname(output)), ['model.safetensors']);
+  // Only the finished checkpoint and its training state are there: no half-written temporary file beside them.
+  assert.deepEqual(fs.readdirSync(path.dirname(output)).sort(), ['model.safetensors', 'model.safetensors.state']);
   const model = await VideoRNN.load(output);
   try {
     assert.deepEqual(model.classes, ['left', 'right']);

@@ -7,9 +7,13 @@ import { makeSyntheticDataset } from '../dist/index.js';
 export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const cliPath = path.join(repositoryRoot, 'dist', 'cli.js');
 
-/** Starts `node dist/cli.js ...args`; `finished` resolves with { code, signal, stdout, stderr }. */
+/**
+ * Starts `node dist/cli.js ...args` (after `options.prefix`, a command that runs it, such as
+ * `ip netns exec NAME`); `finished` resolves with { code, signal, stdout, stderr }.
+ */
 export function startCli(args, options = {}) {
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  const [command, ...lead] = [...(options.prefix ?? []), process.execPath];
+  const child = spawn(command, [...lead, cliPath, ...args], {
     cwd: options.cwd ?? repositoryRoot,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -95,6 +95,8 @@ DistributedConfig to_distributed_config(const Napi::Object& object) {
   config.master_addr = string_field(object, "masterAddr", config.master_addr);
   config.master_port = integer_field(object, "masterPort", config.master_port, 1, 65535);
   config.backend = string_field(object, "backend", config.backend);
+  config.interfaces = string_field(object, "iface", config.interfaces);
+  config.multi_node = object.Has("multiNode") && object.Get("multiNode").ToBoolean().Value();
   config.timeout = std::chrono::milliseconds(integer_field(object, "timeoutMs", config.timeout.count(), 1, int64_t{1} << 40));
   return config;
 }

@@ -53,6 +53,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
       InstanceMethod<&ModelWrap::Dispose>("dispose"),
       InstanceMethod<&ModelWrap::JoinGroup>("joinGroup"),
       InstanceMethod<&ModelWrap::SumOverRanks>("sumOverRanks"),
+      InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
+      InstanceMethod<&ModelWrap::LoadOptimizerState>("loadOptimizerState"),
   });
 }
 

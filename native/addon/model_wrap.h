@@ -36,6 +36,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value JoinGroup(const Napi::CallbackInfo& info);
   Napi::Value SumOverRanks(const Napi::CallbackInfo& info);
+  // In optimizer_state_wrap.cc.
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Engine> engine_;
   int64_t external_bytes_ = 0;

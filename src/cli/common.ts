@@ -25,7 +25,8 @@ export function addTrainingOptions(command: Command, defaults: { epochs: number;
     .option('--val <fraction|dataset>', 'validate after each epoch on this fraction of the data (e.g. 0.2) or on another dataset', parse.validation)
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)")
     .option('--seed <n>', 'seed for initialisation, shuffling and the validation split', parse.nonNegativeInteger, 0)
-    .option('--checkpoint-every <n>', 'also save the model to --output every N epochs (Ctrl-C keeps the last one)', parse.positiveInteger)
+    .option('--checkpoint-every <n>', 'also save the model to --output every N epochs, with its training state in <output>.state', parse.positiveInteger)
+    .option('--resume <checkpoint>', 'continue the run that saved this checkpoint (and <checkpoint>.state): its weights, optimiser state, epoch and settings')
     .option('--report <file.html>', 'write an HTML report: loss and accuracy curves, confusion matrix', parse.reportFile);
 }
 
@@ -41,5 +42,7 @@ export function addParallelOptions(command: Command): Command {
     .option('--master-addr <host>', 'address of rank 0 for the rendezvous (or MASTER_ADDR; default 127.0.0.1)')
     .option('--master-port <port>', 'port of the rendezvous (or MASTER_PORT; default 29500, or a free one with --nproc)',
       parse.integerBetween(1, 65535))
-    .addOption(new Option('--dist-backend <name>', 'gloo (CPU) or nccl (CUDA)').argParser(parse.distributedBackend));
+    .addOption(new Option('--dist-backend <name>', 'gloo (CPU) or nccl (CUDA)').argParser(parse.distributedBackend))
+    .option('--iface <names>', "network interfaces for Gloo, comma-separated (or GLOO_SOCKET_IFNAME; default: the one that routes to --master-addr)")
+    .option('--dist-timeout <seconds>', 'how long the rendezvous and each collective wait for the other ranks', parse.positiveNumber, 60);
 }

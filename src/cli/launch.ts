@@ -21,6 +21,8 @@ export interface ParallelFlags {
   masterAddr?: string;
   masterPort?: number;
   distBackend?: 'gloo' | 'nccl';
+  iface?: string;
+  distTimeout?: number;
 }
 
 /** The launcher's end: its workers have printed their own errors, so only the exit code is left. */
@@ -57,6 +59,8 @@ export function distributedFrom(flags: ParallelFlags, device: string,
   if (flags.worldSize !== undefined) options.worldSize = flags.worldSize;
   if (flags.masterAddr !== undefined) options.masterAddr = flags.masterAddr;
   if (flags.masterPort !== undefined) options.masterPort = flags.masterPort;
+  if (flags.iface !== undefined) options.iface = flags.iface;
+  if (flags.distTimeout !== undefined) options.timeoutMs = Math.ceil(flags.distTimeout * 1000);
   // NCCL is the collective library for CUDA tensors; Gloo for everything on the CPU.
   options.backend = flags.distBackend ?? (device.startsWith('cuda') ? 'nccl' : 'gloo');
   return options;

@@ -52,11 +52,14 @@ export function registerTrain(program: Command): void {
     if (flags.fps !== undefined) sampling.fps = flags.fps;
     if (flags.maxFrames !== undefined) sampling.maxFrames = flags.maxFrames;
     if (flags.frames !== undefined) sampling.frames = flags.frames;
-    const model = await VideoRNN.create({
-      classes: data.train.classes, backboneWeights: flags.weights, trainableBackboneLayers: flags.trainableLayers,
-      hiddenSize: flags.hiddenSize, headSize: flags.headSize, numLayers: flags.layers, bidirectional: !flags.unidirectional,
-      dropout: flags.dropout, frameSize: flags.frameSize, sampling, device: workerDevice(flags.device), seed: flags.seed, threads: flags.threads,
-    });
+    // A resumed run rebuilds the model the checkpoint describes; the architecture flags do not apply.
+    const model = flags.resume
+      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), threads: flags.threads })
+      : await VideoRNN.create({
+        classes: data.train.classes, backboneWeights: flags.weights, trainableBackboneLayers: flags.trainableLayers,
+        hiddenSize: flags.hiddenSize, headSize: flags.headSize, numLayers: flags.layers, bidirectional: !flags.unidirectional,
+        dropout: flags.dropout, frameSize: flags.frameSize, sampling, device: workerDevice(flags.device), seed: flags.seed, threads: flags.threads,
+      });
     try {
       await runTrainingCommand({ command: 'train', model, dataset, data, flags });
     } finally {

@@ -25,6 +25,7 @@ export interface TrainingFlags extends ParallelFlags {
   seed: number;
   val?: ValidationSpec;
   checkpointEvery?: number;
+  resume?: string;
   report?: string;
   json: boolean;
   quiet: boolean;
@@ -83,6 +84,7 @@ export async function runTrainingCommand(run: TrainingRun): Promise<void> {
     epochs: flags.epochs, batchSize: flags.batchSize, learningRate: flags.lr, optimizer: flags.optimizer,
     momentum: flags.momentum, weightDecay: flags.weightDecay, seed: flags.seed, validation: data.validation, signal: interrupt.signal, onProgress,
     checkpoint: flags.checkpointEvery ? { path: flags.output, everyEpochs: flags.checkpointEvery } : undefined,
+    resume: flags.resume,
     distributed,
   };
   const started = Date.now();
