@@ -86,3 +86,21 @@ test('two SGD steps on CUDA leave the same weights as on the CPU', async () => {
   assert.ok(moved > 1e-4, 'training changed the weights');
   assert.ok(difference < 1e-4, `difference ${difference}`);
 });
+
+test('bf16 fc7 on CUDA is within 5% (of the largest value) of CUDA fp32, and is not fp32 itself', async () => {
+  const fc7 = async (precision) => {
+    const model = await VideoRNN.create({ ...small, device: 'cuda', precision });
+    try {
+      return await model.embed(clips.slice(0, 2));
+    } finally {
+      model.dispose();
+    }
+  };
+  const full = await fc7('fp32');
+  const half = await fc7('bf16');
+  full.forEach((reference, index) => {
+    const error = maxAbsDiff(half[index], reference) / Math.max(...reference.map(Math.abs));
+    console.log(`clip ${index}: bf16 vs fp32 fc7 relative error ${error}`);
+    assert.ok(error < 0.05 && error > 1e-4, `clip ${index}: relative error ${error}`);
+  });
+});
