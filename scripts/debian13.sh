@@ -26,13 +26,22 @@ mirror() {
 mounted=()
 unmount_all() {
   local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+  # Recursive: the chroot's own mounts (ip netns leaves /run/netns) go with the ones made here.
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -R -l "${mounted[$i]}" 2>/dev/null || true; done
   mounted=()
 }
 trap unmount_all EXIT INT TERM
 
 mount_all() {
   local dir
+  # The chroot's / must be a mount point: `ip netns exec` (the two-machine tests) remounts / as a
+  # slave and fails with "Invalid argument" otherwise. Private, so nothing mounted inside shows
+  # up twice through the host's shared /.
+  if ! mountpoint -q "$ROOT"; then
+    mount --bind "$ROOT" "$ROOT"
+    mount --make-private "$ROOT"
+    mounted+=("$ROOT")
+  fi
   for dir in proc sys dev dev/pts; do
     mkdir -p "$ROOT/$dir"
     mountpoint -q "$ROOT/$dir" && continue
@@ -79,8 +88,9 @@ create() {
 # A copy of this working tree (tracked and untracked, not ignored), and shared/ beside it as CI has it.
 copy_tree() {
   local work="$ROOT/work"
-  rm -rf "$work/video-rnn"
   mkdir -p "$work/video-rnn"
+  # Everything of the last copy goes but its native build folder, which a rerun then builds incrementally.
+  find "$work/video-rnn" -mindepth 1 -maxdepth 1 ! -name build-cmake -exec rm -rf {} +
   git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$work/video-rnn"
   if [ -d ../shared ]; then rm -rf "$work/shared"; cp -r ../shared "$work/shared"; fi
 }
