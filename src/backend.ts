@@ -14,7 +14,7 @@ export interface CpuBf16 {
 }
 
 /** The CPU flags that give native bfloat16, in the order they appeared on x86. */
-export const BF16_CPU_FLAGS = Object.freeze(['avx512_bf16', 'amx_bf16']);
+const BF16_CPU_FLAGS = ['avx512_bf16', 'amx_bf16'];
 
 export interface BackendInfo {
   torchVersion: string;
