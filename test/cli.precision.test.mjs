@@ -90,6 +90,13 @@ test('--precision fp16 on the CPU is an E_INVALID_ARGUMENT error, before any wor
   assert.equal(predict.code, 1);
   assert.match(predict.stderr, /^video-rnn: E_INVALID_ARGUMENT: precision 'fp16' needs a CUDA device/m);
   assert.equal(predict.stdout, '');
+  // The precision reaches the load of a resumed run and of fine-tune as well.
+  for (const command of [['train', datasetFolder, '--resume', modelFile, '-o', path.join(folder, 'resumed.safetensors')],
+    ['fine-tune', modelFile, datasetFolder, '--unfreeze', '1', '-o', path.join(folder, 'tuned.safetensors')]]) {
+    const result = await runCli([...command, '--device', 'cpu', '--precision', 'fp16']);
+    assert.equal(result.code, 1, `${command[0]}: ${result.stderr}`);
+    assert.match(result.stderr, /^video-rnn: E_INVALID_ARGUMENT: precision 'fp16' needs a CUDA device/m);
+  }
   const launched = await runCli(['train', datasetFolder, '-o', path.join(folder, 'never.safetensors'), ...tinyModel,
     '--nproc', '2', '--device', 'cpu', '--precision', 'fp16']);
   assert.equal(launched.code, 1);
