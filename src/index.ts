@@ -9,7 +9,7 @@ export type { Clip, HostTensor, TensorMap } from './clip';
 export { VideoRNNError } from './errors';
 export type { ErrorCode } from './errors';
 export { backendInfo } from './backend';
-export type { BackendInfo } from './backend';
+export type { BackendInfo, CpuBf16 } from './backend';
 export { decodeVideo, probeVideo } from './video';
 export type { DecodeOptions, VideoInfo } from './video';
 export { VideoFolderDataset, ManifestDataset, FileDataset, SubsetDataset, split, makeSyntheticDataset } from './data';

@@ -1,7 +1,7 @@
 // Parsers for option values. They run while commander reads the command line, so a bad value is a
 // usage error (exit 2) that names the option, before any model is built.
 import { InvalidArgumentError } from 'commander';
-import type { Device } from '../options';
+import type { Device, Precision } from '../options';
 
 function parseNumber(text: string): number {
   // Number('') is 0 and Number('0x10') is 16; accept only plain decimal notation.
@@ -38,6 +38,11 @@ export function nonNegativeNumber(text: string): number {
 export function device(text: string): Device {
   if (!/^(auto|cpu|cuda(:\d+)?)$/.test(text)) throw new InvalidArgumentError("Expected auto, cpu, cuda or cuda:N.");
   return text as Device;
+}
+
+export function precision(text: string): Precision {
+  if (!['auto', 'fp32', 'bf16', 'fp16'].includes(text)) throw new InvalidArgumentError('Expected auto, fp32, bf16 or fp16.');
+  return text as Precision;
 }
 
 export function optimizer(text: string): 'adam' | 'sgd' {

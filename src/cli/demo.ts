@@ -9,9 +9,9 @@ import path from 'node:path';
 import { makeSyntheticDataset } from '../data';
 import { VideoRNNError } from '../errors';
 import { VideoRNN } from '../model';
-import type { Device } from '../options';
+import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions } from './common';
+import { addDeviceOption, addOutputOptions, addPrecisionOption, precisionInUse } from './common';
 import { bytes, evaluationText, fixed, printJson, seconds, trainingText } from './format';
 import { onInterrupt } from './interrupt';
 import { ProgressDisplay } from './progress';
@@ -24,6 +24,7 @@ interface DemoFlags {
   epochs: number;
   keep: boolean;
   device: Device;
+  precision: Precision;
   json: boolean;
   quiet: boolean;
 }
@@ -65,6 +66,7 @@ export function registerDemo(program: Command): void {
     .option('--epochs <n>', 'training epochs', parse.positiveInteger, 15)
     .option('--keep', 'keep the temporary folder', false);
   addDeviceOption(command);
+  addPrecisionOption(command);
   addOutputOptions(command);
   command.action((flags: DemoFlags) => runDemo(flags));
 }
@@ -92,7 +94,8 @@ async function runDemo(flags: DemoFlags): Promise<void> {
     say(`training on ${train.size} clips: VGG16 (${flags.weights ? 'pretrained' : 'random weights'}, frozen) at ${frameSize} px, ` +
       `bidirectional LSTM with ${settings.hiddenSize} units, ${flags.epochs} epochs`);
     model = await VideoRNN.create({ classes: train.classes, backboneWeights: flags.weights, hiddenSize: settings.hiddenSize,
-      frameSize, device: flags.device, seed: settings.seeds.model });
+      frameSize, device: flags.device, precision: flags.precision, seed: settings.seeds.model });
+    const precision = precisionInUse(model.device, flags.precision);
     progress.begin();
     const training = await model.train(train, { epochs: flags.epochs, batchSize: settings.batchSize, learningRate: settings.learningRate,
       seed: settings.seeds.train, signal, onProgress: progress.update });
@@ -109,7 +112,7 @@ async function runDemo(flags: DemoFlags): Promise<void> {
     const modelBytes = fs.statSync(output).size;
     model.dispose();
     // Predicting with the model read back from disk shows the saved file is complete.
-    model = await VideoRNN.load(output, { device: flags.device });
+    model = await VideoRNN.load(output, { device: flags.device, precision: flags.precision });
     const files = Array.from({ length: fresh.size }, (_, index) => fresh.sample(index));
     const predictions = await model.predict(files.map((sample) => sample.source as string), { topK: settings.classes.length });
     const keptModel = !temporary || flags.keep || !output.startsWith(dir + path.sep);
@@ -122,7 +125,7 @@ async function runDemo(flags: DemoFlags): Promise<void> {
     if (flags.json) {
       printJson({
         seconds: total, directory: temporary && !flags.keep ? null : dir, device: model.device,
-        settings: { ...settings, frameSize, epochs: flags.epochs, weights: flags.weights ?? null },
+        settings: { ...settings, frameSize, epochs: flags.epochs, weights: flags.weights ?? null, precision },
         classes: train.classes, clips: { train: train.size, test: test.size, fresh: fresh.size },
         training, evaluation, heldOut, model: { path: keptModel ? output : null, bytes: modelBytes },
         predictions: rows,

@@ -3,9 +3,9 @@
 import { Command } from 'commander';
 import path from 'node:path';
 import { VideoRNN } from '../model';
-import type { Device } from '../options';
+import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions } from './common';
+import { addDeviceOption, addOutputOptions, addPrecisionOption, precisionInUse } from './common';
 import { openDataset } from './datasets';
 import { evaluationText, printJson } from './format';
 import { onInterrupt } from './interrupt';
@@ -16,6 +16,7 @@ interface EvaluateFlags {
   batchSize: number;
   root?: string;
   device: Device;
+  precision: Precision;
   json: boolean;
   quiet: boolean;
 }
@@ -28,12 +29,14 @@ export function registerEvaluate(program: Command): void {
     .option('--batch-size <n>', 'clips per forward pass', parse.positiveInteger, 8)
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)");
   addDeviceOption(command);
+  addPrecisionOption(command);
   addOutputOptions(command);
   command.action(async (modelFile: string, dataset: string, flags: EvaluateFlags) => {
-    const model = await VideoRNN.load(modelFile, { device: flags.device });
+    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision });
     const note = (message: string): void => { if (!flags.quiet) process.stderr.write(`${message}\n`); };
     const interrupt = onInterrupt(note);
     try {
+      const precision = precisionInUse(model.device, flags.precision);
       const data = await openDataset(dataset, { root: flags.root, classes: model.classes });
       note(`evaluating ${data.size} clips...`);
       const progress = new ProgressDisplay({ enabled: !flags.quiet, validation: false });
@@ -46,7 +49,7 @@ export function registerEvaluate(program: Command): void {
         progress.stop();
       }
       if (flags.json) {
-        printJson({ model: path.resolve(modelFile), dataset, classes: model.classes, ...report });
+        printJson({ model: path.resolve(modelFile), precision, dataset, classes: model.classes, ...report });
         return;
       }
       process.stdout.write(`${dataset} (${report.count} clips):\n${evaluationText(report, model.classes)}\n`);

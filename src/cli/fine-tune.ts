@@ -5,7 +5,7 @@ import { MAX_TRAINABLE_BACKBONE_LAYERS } from '../constants';
 import { VideoRNN } from '../model';
 import type { Device } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions, addParallelOptions, addTrainingOptions } from './common';
+import { addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
 import { WorkersExited, launchWorkers, launches, workerDevice } from './launch';
 import { openTrainingData } from './datasets';
 import { TrainingFlags, runTrainingCommand } from './training-run';
@@ -27,11 +27,15 @@ export function registerFineTune(program: Command): void {
   addTrainingOptions(command, { epochs: 5, lr: 1e-4 })
     .option('--backbone-lr <rate>', 'learning rate of the unfrozen VGG16 layers (default: --lr / 10)', parse.positiveNumber);
   addDeviceOption(command);
+  addPrecisionOption(command);
   addParallelOptions(command);
   addOutputOptions(command);
   command.action(async (modelFile: string, dataset: string, flags: FineTuneFlags) => {
-    if (launches(flags)) throw new WorkersExited(await launchWorkers(process.argv, flags));
-    const model = await VideoRNN.load(modelFile, { device: workerDevice(flags.device), threads: flags.threads });
+    if (launches(flags)) {
+      checkBackend(flags.device, flags.precision);
+      throw new WorkersExited(await launchWorkers(process.argv, flags));
+    }
+    const model = await VideoRNN.load(modelFile, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads });
     try {
       const data = await openTrainingData(dataset, flags.val, { root: flags.root, seed: flags.seed, classes: model.classes });
       await runTrainingCommand({ command: 'fine-tune', model, dataset, data, flags,

@@ -1,14 +1,27 @@
 // `video-rnn info`: what this installation runs on.
 import { Command } from 'commander';
 import os from 'node:os';
-import { backendInfo } from '../backend';
+import { CpuBf16, backendInfo } from '../backend';
 import { addonPath } from '../native';
+import { BF16_EMULATED_WARNING } from './common';
 import { printJson } from './format';
 import { packageVersion } from './package-info';
 
+/** The text line for bf16 on the CPU. */
+function bf16Text(bf16: CpuBf16): string {
+  if (bf16.native) return `native (${bf16.features.join(', ')})`;
+  if (bf16.native === false) return 'no (bf16 runs emulated, converting to and from fp32: slower than fp32)';
+  return 'unknown (read from /proc/cpuinfo on x86-64 Linux only)';
+}
+
+/** What `info` warns about: with --json these are in `warnings` as well as on stderr. */
+function warningsOf(bf16: CpuBf16): string[] {
+  return bf16.native === false ? [BF16_EMULATED_WARNING] : [];
+}
+
 export function registerInfo(program: Command): void {
   program.command('info')
-    .description('LibTorch version, CUDA devices, threads, ffmpeg and the native addon in use')
+    .description('LibTorch version, CUDA devices, threads, bf16 on the CPU, ffmpeg and the native addon in use')
     .option('--json', 'print one JSON object on stdout instead of text', false)
     .action((flags: { json: boolean }) => {
       const backend = backendInfo();
@@ -19,7 +32,9 @@ export function registerInfo(program: Command): void {
         cpus: os.availableParallelism(),
         ...backend,
         addon: addonPath() ?? null,
+        warnings: warningsOf(backend.cpuBf16),
       };
+      for (const warning of info.warnings) process.stderr.write(`video-rnn: warning: ${warning}\n`);
       if (flags.json) {
         printJson(info);
         return;
@@ -30,6 +45,7 @@ export function registerInfo(program: Command): void {
         ['libtorch', `${info.torchVersion} (${info.cxx11Abi ? 'C++11' : 'pre-C++11'} libstdc++ ABI)`],
         ['cuda', info.cuda ? `yes, ${info.cudaDevices} device${info.cudaDevices === 1 ? '' : 's'}` : 'no'],
         ['threads', `${info.threads} (of ${info.cpus} CPUs)`],
+        ['cpu bf16', bf16Text(info.cpuBf16)],
         ['openblas', info.blas.core ? `${info.blas.core} kernels, ${info.blas.threads} thread` : info.blas.mkl ? 'not in use (LibTorch runs its own MKL)' : 'not in use'],
         ['ffmpeg', info.ffmpeg ?? 'not found (install ffmpeg or set FFMPEG_PATH)'],
         ['addon', info.addon ?? 'not built'],

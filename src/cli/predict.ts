@@ -2,15 +2,16 @@
 import { Command } from 'commander';
 import path from 'node:path';
 import { VideoRNN } from '../model';
-import type { Device } from '../options';
+import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption } from './common';
+import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { predictionText, printJson } from './format';
 
 interface PredictFlags {
   top: number;
   batchSize: number;
   device: Device;
+  precision: Precision;
   json: boolean;
 }
 
@@ -23,13 +24,15 @@ export function registerPredict(program: Command): void {
     .option('--batch-size <n>', 'videos per forward pass', parse.positiveInteger, 8)
     .option('--json', 'print one JSON object on stdout instead of text', false);
   addDeviceOption(command);
+  addPrecisionOption(command);
   command.action(async (modelFile: string, videos: string[], flags: PredictFlags) => {
-    const model = await VideoRNN.load(modelFile, { device: flags.device });
+    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision });
     try {
+      const precision = precisionInUse(model.device, flags.precision);
       const topK = Math.min(flags.top, model.classes.length);
       const predictions = await model.predict(videos, { topK, batchSize: flags.batchSize });
       if (flags.json) {
-        printJson({ model: path.resolve(modelFile), classes: model.classes,
+        printJson({ model: path.resolve(modelFile), precision, classes: model.classes,
           predictions: predictions.map((prediction, index) => ({ video: videos[index], ...prediction })) });
         return;
       }

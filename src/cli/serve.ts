@@ -2,11 +2,11 @@
 // request id per request) and a graceful stop: on SIGTERM or SIGINT it stops listening, lets the
 // requests in flight finish within --drain-seconds, and exits 0.
 import { randomUUID } from 'node:crypto';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { VideoRNN } from '../model';
-import { type Device, type Precision, resolveBackend } from '../options';
+import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption } from './common';
+import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { exitCodes } from './errors';
 
 interface ServeFlags {
@@ -32,18 +32,12 @@ interface ServeFlags {
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-function precision(text: string): Precision {
-  if (!['auto', 'fp32', 'bf16', 'fp16'].includes(text)) throw new InvalidArgumentError('Expected auto, fp32, bf16 or fp16.');
-  return text as Precision;
-}
-
 export function registerServe(program: Command): void {
   const command = program.command('serve')
     .description('serve a saved model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics')
     .argument('<model>', 'a model saved by train or fine-tune (.safetensors)')
     .option('--port <n>', 'TCP port (0: any free port)', parse.integerBetween(0, 65535), 8080)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .addOption(new Option('--precision <p>', 'auto, fp32, bf16 or fp16').argParser(precision).default('auto'))
     .option('--threads <n>', 'intra-op threads (default: all cores)', parse.positiveInteger)
     .option('--max-batch-clips <n>', 'clips per native batch (1: no dynamic batching)', parse.integerBetween(1, 1024), 8)
     .option('--max-delay-ms <ms>', 'how long a batch waits for more clips after its first', parse.nonNegativeNumber, 5)
@@ -59,6 +53,7 @@ export function registerServe(program: Command): void {
     .option('--drain-seconds <s>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', parse.positiveNumber, 30)
     .addOption(new Option('--log-level <level>', 'pino log level').choices(logLevels).default('info'));
   addDeviceOption(command);
+  addPrecisionOption(command);
   command.action(async (modelFile: string, flags: ServeFlags) => serve(modelFile, flags));
 }
 
@@ -87,7 +82,7 @@ async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
       maxFiles: flags.maxFiles,
       allowPaths: flags.allowPaths,
       tempDir: flags.tempDir,
-      precision: resolveBackend(model.device, flags.precision, { available: true, devices: Infinity }).precision,
+      precision: precisionInUse(model.device, flags.precision),
     });
     const address = await app.listen({ port: flags.port, host: flags.host });
     app.log.info({ address, model: modelFile, device: model.device, classes: model.classes.length }, 'ready');

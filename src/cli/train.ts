@@ -4,7 +4,7 @@ import { MAX_TRAINABLE_BACKBONE_LAYERS, MIN_FRAME_SIZE } from '../constants';
 import { VideoRNN } from '../model';
 import { Device, LIMITS, Sampling } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions, addParallelOptions, addTrainingOptions } from './common';
+import { addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
 import { WorkersExited, launchWorkers, launches, workerDevice } from './launch';
 import { openTrainingData } from './datasets';
 import { TrainingFlags, runTrainingCommand } from './training-run';
@@ -43,10 +43,14 @@ export function registerTrain(program: Command): void {
     .option('--max-frames <n>', 'keep at most this many frames per clip', parse.positiveInteger)
     .option('--frames <n>', 'take exactly this many frames, spread over the clip', parse.positiveInteger);
   addDeviceOption(command);
+  addPrecisionOption(command);
   addParallelOptions(command);
   addOutputOptions(command);
   command.action(async (dataset: string, flags: TrainFlags) => {
-    if (launches(flags)) throw new WorkersExited(await launchWorkers(process.argv, flags));
+    if (launches(flags)) {
+      checkBackend(flags.device, flags.precision);
+      throw new WorkersExited(await launchWorkers(process.argv, flags));
+    }
     const data = await openTrainingData(dataset, flags.val, { root: flags.root, seed: flags.seed });
     const sampling: Sampling = {};
     if (flags.fps !== undefined) sampling.fps = flags.fps;
@@ -54,11 +58,12 @@ export function registerTrain(program: Command): void {
     if (flags.frames !== undefined) sampling.frames = flags.frames;
     // A resumed run rebuilds the model the checkpoint describes; the architecture flags do not apply.
     const model = flags.resume
-      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), threads: flags.threads })
+      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads })
       : await VideoRNN.create({
         classes: data.train.classes, backboneWeights: flags.weights, trainableBackboneLayers: flags.trainableLayers,
         hiddenSize: flags.hiddenSize, headSize: flags.headSize, numLayers: flags.layers, bidirectional: !flags.unidirectional,
-        dropout: flags.dropout, frameSize: flags.frameSize, sampling, device: workerDevice(flags.device), seed: flags.seed, threads: flags.threads,
+        dropout: flags.dropout, frameSize: flags.frameSize, sampling, device: workerDevice(flags.device), precision: flags.precision, seed: flags.seed,
+        threads: flags.threads,
       });
     try {
       await runTrainingCommand({ command: 'train', model, dataset, data, flags });

@@ -5,9 +5,11 @@ import { resolveDistributed } from '../distributed';
 import { VideoRNNError } from '../errors';
 import type { EvalReport } from '../metrics';
 import type { VideoRNN } from '../model';
+import type { Precision } from '../options';
 import type { ProgressEvent, TrainOptions, TrainReport } from '../training';
 import type { ValidationSpec } from './arguments';
 import type { TrainingData } from './datasets';
+import { precisionInUse } from './common';
 import { bytes, evaluationText, printJson, trainingText } from './format';
 import { onInterrupt } from './interrupt';
 import { ParallelFlags, distributedFrom } from './launch';
@@ -16,6 +18,7 @@ import { writeReport } from './report';
 
 export interface TrainingFlags extends ParallelFlags {
   output: string;
+  precision: Precision;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -67,6 +70,7 @@ function abortedError(error: VideoRNNError, output: string, checkpointing: boole
 
 export async function runTrainingCommand(run: TrainingRun): Promise<void> {
   const { model, data, flags } = run;
+  const precision = precisionInUse(model.device, flags.precision);
   const distributed = distributedFrom(flags, model.device);
   // One rank of a group: rank 0 alone saves, reports and prints; the others train and stay quiet.
   const group = distributed ? resolveDistributed(distributed) : undefined;
@@ -113,13 +117,13 @@ export async function runTrainingCommand(run: TrainingRun): Promise<void> {
         command: run.command, dataset: run.dataset, model: flags.output, config: model.config, training: report, evaluation,
         evaluationName: report.validation ? 'validation set' : 'training set',
         settings: { 'batch size': flags.batchSize, 'learning rate': flags.lr, optimizer: flags.optimizer, 'weight decay': flags.weightDecay,
-          seed: flags.seed, device: model.device, ...(run.fineTune ? { 'unfrozen backbone layers': run.fineTune.trainableBackboneLayers } : {}) },
+          seed: flags.seed, device: model.device, precision, ...(run.fineTune ? { 'unfrozen backbone layers': run.fineTune.trainableBackboneLayers } : {}) },
       });
     }
     progress.stop();
     const size = fs.statSync(flags.output).size;
     if (flags.json) {
-      printJson({ command: run.command, model: path.resolve(flags.output), modelBytes: size, dataset: run.dataset,
+      printJson({ command: run.command, model: path.resolve(flags.output), modelBytes: size, precision, dataset: run.dataset,
         classes: model.classes, training: report, report: flags.report ? path.resolve(flags.report) : undefined });
       return;
     }
