@@ -11,6 +11,8 @@
         "native/distributed.cpp",
         "native/optimizer_state.cpp",
         "native/state.cpp",
+        "native/phase_times.cpp",
+        "native/memory.cpp",
         "native/addon/module.cc",
         "native/addon/model_wrap.cc",
         "native/addon/workers.cc",

@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "compat.h"
+#include "memory.h"
 
 #include <algorithm>
 #include <cmath>
@@ -40,6 +41,20 @@ class AutocastScope {
   bool active_ = false;
 };
 
+// Wraps one engine call: its phases and whole duration go to `times`; at the end, the memory its
+// activations freed goes back to the system (memory.h says why).
+class CallTiming {
+ public:
+  explicit CallTiming(PhaseTimes& times) : active_(&times), whole_(Phase::kCall) { times.count_call(); }
+  ~CallTiming() { return_free_memory(); }
+  CallTiming(const CallTiming&) = delete;
+  CallTiming& operator=(const CallTiming&) = delete;
+
+ private:
+  ActivePhaseTimes active_;
+  PhaseTimer whole_;
+};
+
 void check_frames(const torch::Tensor& frames) {
   TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3 && frames.scalar_type() == torch::kUInt8,
               "a clip must be uint8 frames [T, H, W, 3]");
@@ -64,6 +79,8 @@ Engine::Engine(const EngineConfig& config)
   TORCH_CHECK(config.chunk_frames > 0, "chunk_frames must be positive");
   if (config_.threads <= 0) config_.threads = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   prepare_thread();
+  // Before the model exists, so that its weights are allocated in huge pages too.
+  if (config.huge_pages) use_huge_page_allocator();
   if (config.seed >= 0) torch::manual_seed(static_cast<uint64_t>(config.seed));
   model_ = VideoRNN(config.model);
   model_->to(device_);
@@ -131,6 +148,7 @@ torch::Tensor Engine::forward_logits(const std::vector<ClipInput>& clips, bool u
     torch::NoGradGuard no_grad;
     return packed_embeddings(clips, use_cache);
   }();
+  PhaseTimer timer(Phase::kSequence);
   return model_->classify(embeddings).to(torch::kFloat);
 }
 
@@ -144,6 +162,7 @@ torch::Tensor Engine::labels_tensor(const std::vector<int64_t>& labels) const {
 BatchOutput Engine::predict(const std::vector<ClipInput>& clips) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
+  CallTiming timing(phases_);
   torch::NoGradGuard no_grad;
   model_->set_mode(false);
   BatchOutput out;
@@ -154,6 +173,7 @@ BatchOutput Engine::predict(const std::vector<ClipInput>& clips) {
 BatchOutput Engine::evaluate(const std::vector<ClipInput>& clips, const std::vector<int64_t>& labels) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
+  CallTiming timing(phases_);
   TORCH_CHECK(labels.size() == clips.size(), "one label per clip is needed");
   torch::NoGradGuard no_grad;
   model_->set_mode(false);
@@ -167,6 +187,7 @@ BatchOutput Engine::evaluate(const std::vector<ClipInput>& clips, const std::vec
 BatchOutput Engine::train_step(const std::vector<ClipInput>& clips, const std::vector<int64_t>& labels) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
+  CallTiming timing(phases_);
   TORCH_CHECK(labels.size() == clips.size(), "one label per clip is needed");
   auto targets = labels_tensor(labels);
   model_->set_mode(true);
@@ -181,6 +202,7 @@ BatchOutput Engine::train_step(const std::vector<ClipInput>& clips, const std::v
   bool finite = std::isfinite(out.loss);
   if (group_) finite = group_->sum({finite ? 0.0 : 1.0}).front() == 0.0;
   if (finite) {
+    PhaseTimer timer(Phase::kOptimizer);
     loss.backward();
     if (group_) group_->average_gradients(trainable_parameters());
     optimizer_->step();
@@ -193,6 +215,7 @@ BatchOutput Engine::train_step(const std::vector<ClipInput>& clips, const std::v
 std::vector<torch::Tensor> Engine::embed(const std::vector<ClipInput>& clips) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
+  CallTiming timing(phases_);
   torch::NoGradGuard no_grad;
   model_->set_mode(false);
   AutocastScope autocast(config_.precision, device_);
@@ -338,5 +361,9 @@ int64_t Engine::parameter_bytes() const {
   for (const auto& p : model_->parameters()) bytes += p.numel() * p.element_size();
   return bytes;
 }
+
+PhaseTotals Engine::phase_totals() const { return phases_.totals(); }
+
+void Engine::reset_phase_times() { phases_.reset(); }
 
 }  // namespace video_rnn

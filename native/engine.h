@@ -13,6 +13,7 @@
 #include "distributed.h"
 #include "embedding_cache.h"
 #include "optimizer_state.h"
+#include "phase_times.h"
 #include "state.h"
 #include "video_rnn.h"
 
@@ -27,6 +28,7 @@ struct EngineConfig {
   int64_t chunk_frames = 32;       // frames per CNN chunk, bounds activation memory
   int64_t cache_bytes = int64_t{1} << 30;
   bool channels_last = true;
+  bool huge_pages = true;          // CPU tensors of 4 MiB or more in huge pages, process-wide (memory.h)
 };
 
 // One clip of a batch: uint8 frames [T, H, W, 3] on the CPU, or only a cache key whose embeddings
@@ -90,6 +92,9 @@ class Engine {
   bool is_cached(const std::string& key) const { return cache_.contains(key); }
   void clear_cache() { cache_.clear(); }
   Counters counters() const;
+  // Wall time per phase of the calls so far (see phase_times.h); read without the lock, as counters.
+  PhaseTotals phase_totals() const;
+  void reset_phase_times();
   int64_t parameter_bytes() const;
 
  private:
@@ -108,6 +113,7 @@ class Engine {
   std::unique_ptr<DataParallel> group_;
   EmbeddingCache cache_;
   std::atomic<int64_t> frames_embedded_{0};
+  PhaseTimes phases_;
   std::mutex mutex_;
 };
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "compat.h"
+#include "phase_times.h"
 
 namespace video_rnn {
 namespace {
@@ -113,7 +114,12 @@ Vgg16Impl::Vgg16Impl() {
 }
 
 torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
-  auto y = torch::flatten(avgpool->forward(features->forward(x)), 1);
+  torch::Tensor y;
+  {
+    PhaseTimer timer(Phase::kConvolutions);
+    y = torch::flatten(avgpool->forward(features->forward(x)), 1);
+  }
+  PhaseTimer timer(Phase::kClassifier);
   for (auto& layer : *classifier) {
     auto* linear = layer.ptr()->as<torch::nn::Linear>();
     y = linear != nullptr ? parallel_linear(y, *linear) : layer.forward(y);

@@ -1,5 +1,7 @@
 #include "video_rnn.h"
 
+#include "phase_times.h"
+
 namespace video_rnn {
 
 VideoRNNImpl::VideoRNNImpl(const VideoRNNOptions& options) : options_(options) {
@@ -19,7 +21,14 @@ VideoRNNImpl::VideoRNNImpl(const VideoRNNOptions& options) : options_(options) {
 }
 
 PackedSequence VideoRNNImpl::embed(const PackedSequence& frames, int64_t chunk_rows) {
-  auto backbone = [this](const torch::Tensor& chunk) { return embedding->forward(normalize_frames(chunk)); };
+  auto backbone = [this](const torch::Tensor& chunk) {
+    torch::Tensor input;
+    {
+      PhaseTimer timer(Phase::kNormalize);
+      input = normalize_frames(chunk);
+    }
+    return embedding->forward(input);
+  };
   return elementwise_apply(backbone, frames, chunk_rows);
 }
 

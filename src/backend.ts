@@ -13,6 +13,10 @@ export interface CpuBf16 {
   features: string[];
 }
 
+/** The warning for bf16 on a CPU without it, from the library (create/load) and from `info`. */
+export const BF16_EMULATED_WARNING = 'this CPU has no native bf16 (neither avx512_bf16 nor amx_bf16): bf16 runs through ' +
+  "LibTorch's generic kernels instead of oneDNN's, many times slower than fp32 (bench/README.md measures it)";
+
 /** The CPU flags that give native bfloat16, in the order they appeared on x86. */
 const BF16_CPU_FLAGS = ['avx512_bf16', 'amx_bf16'];
 

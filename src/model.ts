@@ -11,6 +11,8 @@ import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './o
 import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
 import type { Dataset } from './data';
 import { loadBackboneWeights } from './weights';
+import { tuning } from './tuning';
+import { BF16_EMULATED_WARNING, cpuBf16 } from './backend';
 import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed } from './distributed';
 
 export interface Prediction {
@@ -34,6 +36,7 @@ export interface ModelStats {
 }
 
 let warnedRandomInit = false;
+let warnedEmulatedBf16 = false;
 
 function disposedError(): VideoRNNError {
   return new VideoRNNError('E_DISPOSED', 'this model has been disposed');
@@ -97,6 +100,10 @@ export class VideoRNN {
   private static async build(config: ModelConfig, options: Partial<VideoRNNOptions>): Promise<VideoRNN> {
     const info = addon().backendInfo();
     const backend = resolveBackend(rankDevice(options.device, info.cuda), options.precision, { available: info.cuda, devices: info.cudaDevices });
+    if (backend.precision === 'bf16' && backend.device === 'cpu' && cpuBf16().native === false && !warnedEmulatedBf16) {
+      warnedEmulatedBf16 = true;
+      process.emitWarning(BF16_EMULATED_WARNING, { code: 'VIDEO_RNN_BF16_EMULATED' });
+    }
     const cacheMB = options.cacheMB === undefined ? 1024 : checkInteger('cacheMB', options.cacheMB, 0, 1 << 24);
     const native = await callNative(() => addon().createModel({
       classes: config.classes.length,
@@ -110,6 +117,8 @@ export class VideoRNN {
       seed: options.seed === undefined ? -1 : checkInteger('seed', options.seed, 0, 2 ** 52),
       threads: options.threads === undefined ? 0 : checkInteger('threads', options.threads, 1, 1024),
       cacheBytes: cacheMB * 1024 * 1024,
+      chunkFrames: tuning().chunkFrames,
+      hugePages: tuning().hugePages,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
     return new VideoRNN(native, config, backend.device);

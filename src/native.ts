@@ -18,6 +18,7 @@ export interface NativeConfig {
   chunkFrames?: number;
   cacheBytes?: number;
   channelsLast?: boolean;
+  hugePages?: boolean;
 }
 
 /** One clip of a batch: RGB24 frames, or only a cache key whose embeddings are cached. */
@@ -64,6 +65,9 @@ export interface NativeCounters {
   cacheHits: number;
   cacheEntries: number;
   cacheBytes: number;
+  /** Milliseconds of wall time per native phase, summed over the engine's calls (native/phase_times.h). */
+  phaseMs: { normalize: number; convolutions: number; classifier: number; sequence: number; optimizer: number; call: number };
+  calls: number;
 }
 
 export interface NativeModel {
@@ -103,6 +107,8 @@ export interface NativeBackendInfo {
 interface Addon {
   createModel(config: NativeConfig): Promise<NativeModel>;
   backendInfo(): NativeBackendInfo;
+  /** How LibTorch was built (at::show_config(), as torch.__config__.show() in Python). */
+  buildConfig(): string;
   /** Test suite only: a native worker that throws `message` ('c10': a c10::Error, 'std': a std::runtime_error). */
   failInWorkerForTesting(kind: 'c10' | 'std', message: string): Promise<void>;
   /** Test suite only: the bytes of external memory V8 has been told about (napi_adjust_external_memory). */
@@ -173,6 +179,16 @@ function configureBlasCore(): void {
   if (blasCore) process.env.OPENBLAS_CORETYPE = blasCore;
 }
 
+/**
+ * LibTorch's OpenMP threads spin at the end of every parallel region before they sleep (libgomp's
+ * default). On a machine whose cores the ffmpeg decoders share, that spinning takes CPU from the
+ * decoders and from the other intra-op thread; passive waiting measured faster (bench/README.md,
+ * "Levers"). Read by libgomp when the addon loads; a user's own OMP_WAIT_POLICY is kept.
+ */
+function configureOpenMpWait(): void {
+  if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'PASSIVE';
+}
+
 /** The OpenBLAS kernel family requested (null: OpenBLAS's own detection). */
 export function blasCoreType(): string | null {
   return blasCore;
@@ -188,6 +204,7 @@ export function addon(): Addon {
   }
   configureBlasThreads();
   configureBlasCore();
+  configureOpenMpWait();
   try {
     loaded = require(found) as Addon;
   } catch (error) {

@@ -12,7 +12,7 @@ import { errorLines, parseJson, runCli, tinyModel } from './cli.run.mjs';
 const folder = temporaryFolder(after);
 const datasetFolder = path.join(folder, 'data');
 const modelFile = path.join(folder, 'model.safetensors');
-const emulatedWarning = /^video-rnn: warning: .*no native bf16.*slower than fp32$/m;
+const emulatedWarning = /^video-rnn: warning: .*no native bf16.*slower than fp32/m;
 
 /** bf16 flags of the first processor, or null where /proc/cpuinfo does not say (not x86-64 Linux). */
 function bf16Flags() {

@@ -74,6 +74,7 @@ EngineConfig to_engine_config(const Napi::Object& object) {
   config.chunk_frames = integer_field(object, "chunkFrames", config.chunk_frames, 1, 1 << 16);
   config.cache_bytes = integer_field(object, "cacheBytes", config.cache_bytes, 0, int64_t{1} << 50);
   config.channels_last = bool_field(object, "channelsLast", config.channels_last);
+  config.huge_pages = bool_field(object, "hugePages", config.huge_pages);
   return config;
 }
 

@@ -197,6 +197,13 @@ Napi::Value ModelWrap::Counters(const Napi::CallbackInfo& info) {
   object.Set("cacheHits", Napi::Number::New(env, static_cast<double>(counters.cache_hits)));
   object.Set("cacheEntries", Napi::Number::New(env, static_cast<double>(counters.cache_entries)));
   object.Set("cacheBytes", Napi::Number::New(env, static_cast<double>(counters.cache_bytes)));
+  // Milliseconds of wall time per native phase, summed over the calls so far (phase_times.h).
+  const auto totals = engine(env)->phase_totals();
+  static const char* const kPhaseNames[kPhaseCount] = {"normalize", "convolutions", "classifier", "sequence", "optimizer", "call"};
+  auto phases = Napi::Object::New(env);
+  for (int i = 0; i < kPhaseCount; ++i) phases.Set(kPhaseNames[i], Napi::Number::New(env, static_cast<double>(totals.nanoseconds[i]) / 1e6));
+  object.Set("phaseMs", phases);
+  object.Set("calls", Napi::Number::New(env, static_cast<double>(totals.calls)));
   return object;
 }
 

@@ -1,7 +1,8 @@
-// Entry point of the addon: createModel, backendInfo and the NativeModel class.
+// Entry point of the addon: createModel, backendInfo, buildConfig and the NativeModel class.
 #include <napi.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/Version.h>
 
 #include <dlfcn.h>
 
@@ -46,6 +47,12 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   return object;
 }
 
+// How LibTorch was built (at::show_config: compiler, CPU capability, oneDNN, BLAS, OpenMP): the
+// text that torch.__config__.show() prints in Python.
+Napi::Value BuildConfig(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), at::show_config());
+}
+
 // For the test suite: a worker whose work throws `message` as a c10::Error ("c10") or a
 // std::runtime_error ("std"), so that rejection is checked for any message, the empty one included.
 Napi::Value FailInWorker(const Napi::CallbackInfo& info) {
@@ -72,6 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", constructor);
   exports.Set("createModel", Napi::Function::New(env, ModelWrap::Create, "createModel"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("buildConfig", Napi::Function::New(env, BuildConfig, "buildConfig"));
   exports.Set("failInWorkerForTesting", Napi::Function::New(env, FailInWorker, "failInWorkerForTesting"));
   exports.Set("externalMemoryForTesting", Napi::Function::New(env, ExternalMemory, "externalMemoryForTesting"));
   return exports;

@@ -1,6 +1,5 @@
 // Options several commands share, declared once so they read the same everywhere.
 import { Command, Option } from 'commander';
-import { cpuBf16 } from '../backend';
 import { addon } from '../native';
 import { type Device, type Precision, resolveBackend } from '../options';
 import * as parse from './arguments';
@@ -20,20 +19,13 @@ export function checkBackend(device: Device, precision: Precision): void {
   resolveBackend(device, precision, { available: cuda, devices: cudaDevices });
 }
 
-export const BF16_EMULATED_WARNING =
-  'this CPU has no native bf16 (neither avx512_bf16 nor amx_bf16): --precision bf16 runs emulated and will likely be slower than fp32';
-
 /**
  * The precision a model already on `device` (model.device) computes in, for the command's output.
- * bf16 on a CPU without native bfloat16 works, converting around fp32 kernels, and is slower than
- * fp32 itself: that gets a warning, not an error.
+ * bf16 on a CPU without native bfloat16 works, much slower than fp32: the library warns when the
+ * model is created or loaded (VIDEO_RNN_BF16_EMULATED), not an error.
  */
 export function precisionInUse(device: string, wanted: Precision): 'fp32' | 'bf16' | 'fp16' {
-  const used = resolveBackend(device, wanted, { available: true, devices: Infinity }).precision;
-  if (used === 'bf16' && device === 'cpu' && cpuBf16().native === false) {
-    process.emitWarning(BF16_EMULATED_WARNING, { code: 'VIDEO_RNN_BF16_EMULATED' });
-  }
-  return used;
+  return resolveBackend(device, wanted, { available: true, devices: Infinity }).precision;
 }
 
 export function addOutputOptions(command: Command): Command {

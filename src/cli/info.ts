@@ -1,9 +1,8 @@
 // `video-rnn info`: what this installation runs on.
 import { Command } from 'commander';
 import os from 'node:os';
-import { CpuBf16, backendInfo } from '../backend';
+import { BF16_EMULATED_WARNING, CpuBf16, backendInfo } from '../backend';
 import { addonPath } from '../native';
-import { BF16_EMULATED_WARNING } from './common';
 import { printJson } from './format';
 import { packageVersion } from './package-info';
 

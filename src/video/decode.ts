@@ -10,6 +10,7 @@ import {
   expectedStreamFrames, outputGeometry, parseDecodeOptions, parseProbeOptions, selectionFor,
 } from './sampling';
 import { Semaphore } from './semaphore';
+import { tuning } from '../tuning';
 
 const slots = new Semaphore(os.availableParallelism());
 
@@ -44,6 +45,12 @@ class Budget {
   }
 }
 
+/** ffmpeg's decoder and filter-graph threads, when tuning sets them (src/tuning.ts). */
+function threadOptions(): string[] {
+  const threads = tuning().ffmpegThreads;
+  return threads > 0 ? ['-threads', String(threads), '-filter_threads', String(threads)] : [];
+}
+
 interface Pass {
   /** Frames ffmpeg sent (after fps resampling, before selection). */
   received: number;
@@ -65,7 +72,7 @@ async function decodePass(
     binary: ffmpeg,
     input: ffmpegInput(file),
     // -nostdin: ffmpeg otherwise watches stdin for key presses. Errors only, so the last line is the cause.
-    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error'],
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...threadOptions()],
     outputOptions: [
       '-map', `0:${stream.streamIndex}`,
       '-vf', geometry.filters.join(','),
@@ -75,6 +82,7 @@ async function decodePass(
       '-f', 'rawvideo',
     ],
     output: { onData: collector.onData },
+    niceness: tuning().decodeNice,
     signal: settings.signal,
     timeoutMs,
     what,

@@ -3,6 +3,7 @@
  * may import it: replacing it with child_process.spawn means rewriting runFfmpeg and nothing more.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import { Writable } from 'node:stream';
 import fluentFfmpeg from 'fluent-ffmpeg';
 import { VideoRNNError } from '../errors';
@@ -27,6 +28,8 @@ export interface FfmpegJob extends ProcessLimits {
   outputOptions: string[];
   /** A file to write, or a consumer of stdout chunks (`pipe:1`). May throw to stop ffmpeg. */
   output: { file: string } | { onData: (chunk: Buffer) => void };
+  /** Scheduling niceness for the process (0: as this process), set right after it starts. */
+  niceness?: number;
 }
 
 export interface FfprobeJob extends ProcessLimits {
@@ -116,6 +119,15 @@ class Supervisor {
   }
 }
 
+/** A system call (no renice process): decoding then runs in the time the CNN's threads leave. */
+function lowerPriority(pid: number, niceness: number): void {
+  try {
+    os.setPriority(pid, Math.min(19, os.getPriority(pid) + niceness));
+  } catch {
+    // The process may already have exited; its priority no longer matters then.
+  }
+}
+
 function spawnFailure(binary: string, error: Error): VideoRNNError | null {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'EACCES' || /Cannot find ffmpeg/.test(error.message)) {
@@ -191,6 +203,7 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
       command.on('start', () => {
         const child = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
         if (child !== undefined) supervisor.attach(child);
+        if (child?.pid !== undefined && job.niceness) lowerPriority(child.pid, job.niceness);
       });
       command.on('stderr', (line: string) => stderr.pushLine(line));
       command.on('error', (error: Error) => { commandResult ??= { error }; settle(); });

@@ -1,0 +1,39 @@
+// Performance settings whose defaults were chosen by measurement (bench/README.md, "Levers"), read
+// once from VIDEO_RNN_TUNING so that each lever can be switched off and measured again on another
+// machine, e.g. VIDEO_RNN_TUNING=hugePages=0,decodeNice=0,chunkFrames=16. Not part of the API.
+import { VideoRNNError } from './errors';
+
+export interface Tuning {
+  /** Large VGG16 weights in transparent huge pages (native/memory.h). */
+  hugePages: boolean;
+  /** Scheduling niceness of ffmpeg and ffprobe, 0 to 19: decoding yields the cores to the CNN. */
+  decodeNice: number;
+  /** ffmpeg's decoder and filter threads; 0 leaves ffmpeg's own choice. */
+  ffmpegThreads: number;
+  /** Frames per CNN chunk: bounds activation memory. */
+  chunkFrames: number;
+}
+
+const defaults: Tuning = { hugePages: true, decodeNice: 0, ffmpegThreads: 0, chunkFrames: 32 };
+const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16] };
+
+function parse(text: string | undefined): Tuning {
+  const tuning = { ...defaults };
+  for (const item of (text ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
+    const [key, value] = item.split('=');
+    const number = Number(value);
+    if (!(key in defaults) || !Number.isInteger(number) || number < limits[key as keyof Tuning][0] || number > limits[key as keyof Tuning][1]) {
+      throw new VideoRNNError('E_INVALID_ARGUMENT', `VIDEO_RNN_TUNING: "${item}" is not one of ` +
+        `${Object.entries(limits).map(([name, [low, high]]) => `${name}=${low}..${high}`).join(', ')}`);
+    }
+    (tuning as Record<string, number | boolean>)[key] = key === 'hugePages' ? number === 1 : number;
+  }
+  return tuning;
+}
+
+let current: Tuning | undefined;
+
+export function tuning(): Tuning {
+  current ??= parse(process.env.VIDEO_RNN_TUNING);
+  return current;
+}
