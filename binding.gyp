@@ -12,6 +12,7 @@
         "native/optimizer_state.cpp",
         "native/state.cpp",
         "native/phase_times.cpp",
+        "native/prepacked_features.cpp",
         "native/memory.cpp",
         "native/addon/module.cc",
         "native/addon/model_wrap.cc",

@@ -28,6 +28,7 @@ struct EngineConfig {
   int64_t chunk_frames = 32;       // frames per CNN chunk, bounds activation memory
   int64_t cache_bytes = int64_t{1} << 30;
   bool channels_last = true;
+  bool prepacked_convolutions = true;  // oneDNN-blocked conv weights where no autograd/autocast runs
   bool huge_pages = true;          // CPU tensors of 4 MiB or more in huge pages, process-wide (memory.h)
 };
 

@@ -117,7 +117,9 @@ torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
   torch::Tensor y;
   {
     PhaseTimer timer(Phase::kConvolutions);
-    y = torch::flatten(avgpool->forward(features->forward(x)), 1);
+    auto mapped = prepacked_enabled_ && PrepackedFeatures::applies(x, features) ? prepacked_->forward(x, features)
+                                                                               : features->forward(x);
+    y = torch::flatten(avgpool->forward(mapped), 1);
   }
   PhaseTimer timer(Phase::kClassifier);
   for (auto& layer : *classifier) {

@@ -4,8 +4,11 @@
 // The last classifier layer (fc8) is left out: the output is the 4096-d fc7 embedding.
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "prepacked_features.h"
 
 namespace video_rnn {
 
@@ -30,6 +33,8 @@ struct Vgg16Impl : torch::nn::Module {
   void set_trainable_layers(int64_t count);
   void apply_modes(bool training);
   int64_t trainable_layers() const { return trainable_layers_; }
+  // Convolutions through oneDNN with prepacked weights where they apply (prepacked_features.h).
+  void use_prepacked_convolutions(bool enabled) { prepacked_enabled_ = enabled; }
 
   torch::nn::Sequential features{nullptr};
   torch::nn::AdaptiveAvgPool2d avgpool{nullptr};
@@ -37,6 +42,8 @@ struct Vgg16Impl : torch::nn::Module {
 
  private:
   int64_t trainable_layers_ = 0;
+  bool prepacked_enabled_ = true;
+  std::shared_ptr<PrepackedFeatures> prepacked_ = std::make_shared<PrepackedFeatures>();
 };
 TORCH_MODULE(Vgg16);
 

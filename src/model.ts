@@ -119,6 +119,7 @@ export class VideoRNN {
       cacheBytes: cacheMB * 1024 * 1024,
       chunkFrames: tuning().chunkFrames,
       hugePages: tuning().hugePages,
+      prepackedConvolutions: tuning().prepackedConvolutions,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
     return new VideoRNN(native, config, backend.device);

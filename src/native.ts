@@ -19,6 +19,7 @@ export interface NativeConfig {
   cacheBytes?: number;
   channelsLast?: boolean;
   hugePages?: boolean;
+  prepackedConvolutions?: boolean;
 }
 
 /** One clip of a batch: RGB24 frames, or only a cache key whose embeddings are cached. */

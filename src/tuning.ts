@@ -4,8 +4,10 @@
 import { VideoRNNError } from './errors';
 
 export interface Tuning {
-  /** Large VGG16 weights in transparent huge pages (native/memory.h). */
+  /** CPU tensors of 4 MiB or more in transparent huge pages (native/memory.h). */
   hugePages: boolean;
+  /** VGG16's convolutions through oneDNN with weights reordered once (native/prepacked_features.h). */
+  prepackedConvolutions: boolean;
   /** Scheduling niceness of ffmpeg and ffprobe, 0 to 19: decoding yields the cores to the CNN. */
   decodeNice: number;
   /** ffmpeg's decoder and filter threads; 0 leaves ffmpeg's own choice. */
@@ -14,8 +16,8 @@ export interface Tuning {
   chunkFrames: number;
 }
 
-const defaults: Tuning = { hugePages: true, decodeNice: 0, ffmpegThreads: 0, chunkFrames: 32 };
-const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16] };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, decodeNice: 0, ffmpegThreads: 0, chunkFrames: 32 };
+const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16] };
 
 function parse(text: string | undefined): Tuning {
   const tuning = { ...defaults };
@@ -26,7 +28,7 @@ function parse(text: string | undefined): Tuning {
       throw new VideoRNNError('E_INVALID_ARGUMENT', `VIDEO_RNN_TUNING: "${item}" is not one of ` +
         `${Object.entries(limits).map(([name, [low, high]]) => `${name}=${low}..${high}`).join(', ')}`);
     }
-    (tuning as Record<string, number | boolean>)[key] = key === 'hugePages' ? number === 1 : number;
+    (tuning as Record<string, number | boolean>)[key] = typeof defaults[key as keyof Tuning] === 'boolean' ? number === 1 : number;
   }
   return tuning;
 }

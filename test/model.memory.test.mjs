@@ -79,3 +79,26 @@ test('VIDEO_RNN_TUNING with an unknown or out-of-range setting is refused with E
     assert.ok(stdout.includes(setting.split('=')[0]) || stdout.includes(setting), stdout);
   }
 });
+
+test('prepacked oneDNN convolutions give the dense path\'s fc7, and follow new weights after a load', async () => {
+  const make = (seed, prepackedConvolutions) => addon().createModel({ classes: 2, hiddenSize: 8, seed, prepackedConvolutions });
+  const [packed, dense, other] = [await make(3, true), await make(3, false), await make(4, false)];
+  try {
+    const close = (a, b, what) => {
+      const scale = Math.max(...b.map(Math.abs));
+      assert.ok(scale > 1e-4, `${what}: fc7 is not all zeros`);
+      assert.ok(maxAbsDiff(a, b) <= 1e-5 * scale, `${what}: ${maxAbsDiff(a, b)} apart (largest value ${scale})`);
+    };
+    const [fromPacked, fromDense] = [await packed.embed(clips), await dense.embed(clips)];
+    fromPacked.forEach((rows, index) => close(rows, fromDense[index], `clip ${index}`));
+    // New weights through loadState: the packed copies must be rebuilt, not reused.
+    await packed.loadState(await other.getState(), '', true);
+    const [reloaded, expected] = [await packed.embed(clips), await other.embed(clips)];
+    reloaded.forEach((rows, index) => {
+      close(rows, expected[index], `clip ${index} after the load`);
+      assert.ok(maxAbsDiff(rows, fromPacked[index]) > 1e-3, 'the weights did change');
+    });
+  } finally {
+    for (const model of [packed, dense, other]) model.dispose();
+  }
+});

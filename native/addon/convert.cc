@@ -75,6 +75,7 @@ EngineConfig to_engine_config(const Napi::Object& object) {
   config.cache_bytes = integer_field(object, "cacheBytes", config.cache_bytes, 0, int64_t{1} << 50);
   config.channels_last = bool_field(object, "channelsLast", config.channels_last);
   config.huge_pages = bool_field(object, "hugePages", config.huge_pages);
+  config.prepacked_convolutions = bool_field(object, "prepackedConvolutions", config.prepacked_convolutions);
   return config;
 }
 

@@ -1,0 +1,72 @@
+#include "prepacked_features.h"
+
+#include "compat.h"
+
+namespace video_rnn {
+namespace {
+
+// VGG16's convolutions as vgg16.cpp builds them: 3x3, stride 1, padding 1, dilation 1, one group.
+const std::vector<int64_t> kPadding = {1, 1};
+const std::vector<int64_t> kOnes = {1, 1};
+
+std::vector<torch::nn::Conv2dImpl*> convolutions(torch::nn::Sequential& features) {
+  std::vector<torch::nn::Conv2dImpl*> found;
+  for (auto& layer : *features) {
+    if (auto* conv = layer.ptr()->as<torch::nn::Conv2d>()) found.push_back(conv);
+  }
+  return found;
+}
+
+}  // namespace
+
+bool PrepackedFeatures::applies(const torch::Tensor& x, torch::nn::Sequential& features) {
+  if (!x.is_cpu() || x.scalar_type() != torch::kFloat || !at::hasMKLDNN()) return false;
+  if (compat::autocast_enabled(c10::DeviceType::CPU)) return false;
+  if (!torch::GradMode::is_enabled()) return true;
+  for (const auto& parameter : features->parameters()) {
+    if (parameter.requires_grad()) return false;
+  }
+  return !x.requires_grad();
+}
+
+void PrepackedFeatures::refresh(torch::nn::Sequential& features) {
+  const auto convs = convolutions(features);
+  std::vector<int64_t> versions;
+  std::vector<const void*> storages;
+  for (auto* conv : convs) {
+    versions.push_back(conv->weight._version());
+    versions.push_back(conv->bias._version());
+    storages.push_back(conv->weight.data_ptr());
+    storages.push_back(conv->bias.data_ptr());
+  }
+  if (versions == versions_ && storages == storages_ && weights_.size() == convs.size()) return;
+  torch::NoGradGuard no_grad;
+  weights_.clear();
+  biases_.clear();
+  for (auto* conv : convs) {
+    TORCH_CHECK(conv->options.groups() == 1 && (*conv->options.kernel_size())[0] == 3 && (*conv->options.stride())[0] == 1,
+                "prepacked convolutions expect VGG16's 3x3, stride 1, one group");
+    auto dense = conv->weight.detach().contiguous();
+    weights_.push_back(at::mkldnn_reorder_conv2d_weight(dense.to_mkldnn(), kPadding, kOnes, kOnes, 1));
+    biases_.push_back(conv->bias.detach().contiguous());
+  }
+  versions_ = std::move(versions);
+  storages_ = std::move(storages);
+}
+
+torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequential& features) {
+  refresh(features);
+  auto y = x.contiguous().to_mkldnn();
+  size_t next = 0;
+  for (auto& layer : *features) {
+    if (auto* conv = layer.ptr()->as<torch::nn::Conv2d>()) {
+      y = at::mkldnn_convolution(y, weights_[next], biases_[next], kPadding, kOnes, kOnes, 1);
+      ++next;
+    } else {
+      y = layer.forward(y);
+    }
+  }
+  return y.to_dense();
+}
+
+}  // namespace video_rnn

@@ -1,0 +1,33 @@
+#pragma once
+// VGG16's convolutions through oneDNN with their weights reordered once into oneDNN's own blocked
+// layout, and the activations kept in oneDNN tensors from the first convolution to the last pool.
+// LibTorch's dense path reorders every weight (and, in NCHW, every activation) on every call; on
+// an AVX2 CPU the prepacked path ran VGG16 about 1.4 times as fast (bench/README.md).
+//
+// Only where nothing needs autograd or autocast: fp32 on the CPU, no gradient recorded through the
+// convolutions. The packed weights are rebuilt when any convolution's weight or bias changes
+// (a load, a training step, a broadcast), detected by the tensors' version counters and storage.
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace video_rnn {
+
+class PrepackedFeatures {
+ public:
+  // Whether `x` through `features` can take this path now.
+  static bool applies(const torch::Tensor& x, torch::nn::Sequential& features);
+  // features(x) for a dense float [N, 3, H, W] input; returns a dense tensor.
+  torch::Tensor forward(const torch::Tensor& x, torch::nn::Sequential& features);
+
+ private:
+  void refresh(torch::nn::Sequential& features);
+
+  std::vector<torch::Tensor> weights_;  // oneDNN-blocked, one per convolution
+  std::vector<torch::Tensor> biases_;
+  // Per convolution: weight version, bias version, weight storage, bias storage, when packed.
+  std::vector<int64_t> versions_;
+  std::vector<const void*> storages_;
+};
+
+}  // namespace video_rnn
