@@ -180,16 +180,6 @@ function configureBlasCore(): void {
   if (blasCore) process.env.OPENBLAS_CORETYPE = blasCore;
 }
 
-/**
- * LibTorch's OpenMP threads spin at the end of every parallel region before they sleep (libgomp's
- * default). On a machine whose cores the ffmpeg decoders share, that spinning takes CPU from the
- * decoders and from the other intra-op thread; passive waiting measured faster (bench/README.md,
- * "Levers"). Read by libgomp when the addon loads; a user's own OMP_WAIT_POLICY is kept.
- */
-function configureOpenMpWait(): void {
-  if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'PASSIVE';
-}
-
 /** The OpenBLAS kernel family requested (null: OpenBLAS's own detection). */
 export function blasCoreType(): string | null {
   return blasCore;
@@ -205,7 +195,6 @@ export function addon(): Addon {
   }
   configureBlasThreads();
   configureBlasCore();
-  configureOpenMpWait();
   try {
     loaded = require(found) as Addon;
   } catch (error) {

@@ -10,13 +10,16 @@ export interface Tuning {
   prepackedConvolutions: boolean;
   /** Scheduling niceness of ffmpeg and ffprobe, 0 to 19: decoding yields the cores to the CNN. */
   decodeNice: number;
-  /** ffmpeg's decoder and filter threads; 0 leaves ffmpeg's own choice. */
+  /**
+   * ffmpeg's decoder and filter threads; 0 leaves ffmpeg's own choice (a thread per core and more).
+   * One: several videos decode at once anyway (decodeConcurrency), and the CNN needs the cores.
+   */
   ffmpegThreads: number;
   /** Frames per CNN chunk: bounds activation memory. */
   chunkFrames: number;
 }
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, decodeNice: 0, ffmpegThreads: 0, chunkFrames: 32 };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32 };
 const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16] };
 
 function parse(text: string | undefined): Tuning {
