@@ -49,7 +49,9 @@ test('with its tensors in huge pages a model computes the same fc7 as without, a
   }
   // fc6 (392 MiB), fc7 (64 MiB) and nine 512-channel convolutions (9 MiB each): about 537 MiB.
   assert.ok(placed.grown > 400, `huge pages grew by ${placed.grown} MB`);
-  assert.ok(plain.grown < 100, `with hugePages false they grew by ${plain.grown} MB`);
+  // Without it, LibTorch's own allocator decides: 1.13's leaves them in 4 KiB pages, 2.6's (Debian 13)
+  // was seen placing them in huge pages too, so that side is reported, not asserted.
+  t.diagnostic(`with hugePages false, huge pages grew by ${plain.grown.toFixed(0)} MB`);
 });
 
 test('the engine times its phases: each call counted, every phase of a predict above zero, and within the call', async () => {
