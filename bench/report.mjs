@@ -16,6 +16,10 @@ const backbone = read('backbone');
 const packing = read('packing');
 const training = read('training');
 const memory = read('memory');
+const profile = read('profile');
+const precision = read('precision');
+const trainingOneThread = read('training-1-thread');
+const levers = read('levers');
 
 const fmt = (value, digits = 2) => (value === null || value === undefined ? 'n/a' : Number(value).toFixed(digits));
 const verdict = (met) => (met === null ? 'n/a' : met ? 'yes' : '**no**');
@@ -25,13 +29,14 @@ const targets = {};
 if (predict) {
   const ours = predict.sides.ours;
   const reference = predict.sides.reference;
-  targets.predict = { value: ours.speedupOverReference, target: '>= 1.2', met: ours.speedupOverReference >= 1.2 };
-  rows.push(['1', `predict, ${predict.workload.clips} clips (${predict.workload.frames} frames) at ${predict.workload.frameSize} px, hidden ${predict.workload.hiddenSize}`,
-    `${fmt(ours.clipsPerSecond, 3)} clips/s`, `${fmt(reference.clipsPerSecond, 3)} clips/s`, `${fmt(ours.speedupOverReference)}x`, '>= 1.2x',
+  targets.predict = { value: ours.speedupOverReference, target: '>= 1.5', met: ours.speedupOverReference >= 1.5 };
+  const blas = predict.blas?.OPENBLAS_CORETYPE ? `, both OPENBLAS_CORETYPE=${predict.blas.OPENBLAS_CORETYPE}` : '';
+  rows.push(['1', `predict fp32, ${predict.workload.clips} clips (${predict.workload.frames} frames) at ${predict.workload.frameSize} px, hidden ${predict.workload.hiddenSize}${blas}`,
+    `${fmt(ours.clipsPerSecond, 3)} clips/s`, `${fmt(reference.clipsPerSecond, 3)} clips/s`, `${fmt(ours.speedupOverReference)}x`, '>= 1.5x',
     verdict(targets.predict.met)]);
   for (const [name, side] of Object.entries(predict.sides)) {
     if (name === 'ours' || name === 'reference') continue;
-    rows.push(['1', `predict, ours vs ${name} (the reference given our OpenBLAS kernel choice)`, `${fmt(ours.clipsPerSecond, 3)} clips/s`,
+    rows.push(['1', `predict, ours vs ${name} (not a target)`, `${fmt(ours.clipsPerSecond, 3)} clips/s`,
       `${fmt(side.clipsPerSecond, 3)} clips/s`, `${fmt(ours.speedupOverReference / side.speedupOverReference)}x`, '', '']);
   }
 }
@@ -69,14 +74,31 @@ if (training) {
     `decode ${fmt(overlap.decodeOnlySeconds)} s, compute ${fmt(overlap.computeOnlySeconds)} s`, `${fmt(overlap.epochOverMaxOfParts)}`, '<= 1.1',
     verdict(targets.overlap.met)]);
 }
+if (trainingOneThread) {
+  const overlap = trainingOneThread.overlap;
+  rows.push(['5', 'overlap with 1 intra-op thread (a core left to decoding): epoch 1 / max(decode only, compute only)', `${fmt(overlap.epoch1Seconds)} s`,
+    `decode ${fmt(overlap.decodeOnlySeconds)} s, compute ${fmt(overlap.computeOnlySeconds)} s`, `${fmt(overlap.epochOverMaxOfParts)}`, '', '']);
+}
 const loops = [['predicting', predict?.sides.ours.eventLoopMs], ['training', training?.ours.eventLoopMs]].filter(([, value]) => value);
 if (loops.length > 0) {
-  targets.eventLoopP99 = { value: Object.fromEntries(loops.map(([name, value]) => [name, value.p99])), target: '< 20 ms',
-    met: loops.every(([, value]) => value.p99 < 20) };
+  targets.eventLoopMax = { value: Object.fromEntries(loops.map(([name, value]) => [name, value.max])), target: 'max < 50 ms, p99 < 20 ms',
+    met: loops.every(([, value]) => value.max < 50 && value.p99 < 20) };
   for (const [name, value] of loops) {
-    rows.push(['6', `event-loop delay while ${name} (p50 / p99 / max)`, `${fmt(value.p50)} / ${fmt(value.p99)} / ${fmt(value.max, 0)} ms`, '', '',
-      'p99 < 20 ms', verdict(value.p99 < 20)]);
+    rows.push(['6', `event-loop delay while ${name} (p50 / p99 / max)`, `${fmt(value.p50)} / ${fmt(value.p99)} / ${fmt(value.max, 1)} ms`, '', '',
+      'max < 50 ms', verdict(value.max < 50 && value.p99 < 20)]);
   }
+}
+if (precision) {
+  const p = precision;
+  const workload = `${p.workload.heldOutClips} held-out clips of ${p.workload.framesPerClip} frames at ${p.workload.frameSize} px`;
+  targets.bf16Agreement = { value: p.agreement.oursBf16WithOursFp32, target: '>= 0.99', met: p.agreement.oursBf16WithOursFp32 >= 0.99 };
+  rows.push(['8', `bf16 top-1 agreement with fp32, ${workload}`, fmt(p.agreement.oursBf16WithOursFp32, 4), fmt(p.agreement.referenceBf16WithReferenceFp32, 4), '',
+    '>= 0.99', verdict(targets.bf16Agreement.met)]);
+  rows.push(['8', 'bf16 fc7 relative difference from fp32 (median / max over clips)', `${fmt(p.embeddingRelativeDifference.median, 4)} / ${fmt(p.embeddingRelativeDifference.max, 4)}`, '', '', '', '']);
+  rows.push(['8', `predict time, bf16 / fp32 (${workload})`, `${fmt(p.predictSeconds['ours bf16'])} / ${fmt(p.predictSeconds['ours fp32'])} s`,
+    `${fmt(p.predictSeconds['reference bf16'])} / ${fmt(p.predictSeconds['reference fp32'])} s`, `ours bf16 ${fmt(p.ratios.oursBf16OverFp32Predict)}x the time of fp32`, '', '']);
+  rows.push(['8', `training epoch 1, bf16 / fp32 (${p.workload.trainingClips} clips)`, `${fmt(p.epoch1Seconds['ours bf16'])} / ${fmt(p.epoch1Seconds['ours fp32'])} s`,
+    `${fmt(p.epoch1Seconds['reference bf16'])} / ${fmt(p.epoch1Seconds['reference fp32'])} s`, `ours bf16 ${fmt(p.ratios.oursBf16OverFp32Epoch1)}x the time of fp32`, '', '']);
 }
 if (predict) rows.push(['7', `peak RSS, predict on ${predict.workload.clips} clips`, `${fmt(predict.sides.ours.peakRssMB, 0)} MB`, '', '', '', '']);
 if (memory) {
@@ -97,7 +119,7 @@ const summary = {
   machine: machine(),
   settings,
   targets,
-  predict, backbone, packing, training, memory,
+  predict, profile, levers, backbone, packing, training, trainingOneThread, precision, memory,
 };
 const name = `${argument('name', '')}${day}`;
 const output = path.join(benchFolder, 'results', `${name}.json`);
@@ -110,15 +132,37 @@ const table = [
   `(${summary.machine.cpu}), ${summary.seconds} s in all. Load average (1 min): ${loadStart} at the start, ${loadEnd} at the end.`,
   '',
   `Ours: LibTorch ${settings?.ours?.info?.torchVersion ?? ''} through the addon, ${settings?.ours?.info?.threads ?? 'all'} intra-op threads, ` +
-  `OPENBLAS_NUM_THREADS=1 (fc6/fc7 split across LibTorch's threads), OpenBLAS ${settings?.ours?.info?.openblasCore ?? 'default'} kernels ` +
-  `(named from the CPU flags, src/native.ts), channels-last VGG16. ` +
+  `OPENBLAS_NUM_THREADS=1 (fc6/fc7 split across LibTorch's threads), OpenBLAS ${settings?.ours?.info?.openblasCore ?? 'default'} kernels, ` +
+  `VGG16's convolutions through oneDNN with weights reordered once, tensors of 4 MiB or more in huge pages. ` +
   `Reference: Python ${reference?.python ?? ''}, torch ${reference?.torch ?? ''}, torch.set_num_threads(${reference?.torchThreads ?? ''}), ` +
-  `OpenBLAS default (${reference?.openblas ? `${reference.openblas.threads} threads, ${reference.openblas.core} kernels` : 'not found'}), NCHW.`,
+  `OpenBLAS ${reference?.openblas ? `${reference.openblas.threads} threads, ${reference.openblas.core} kernels` : 'not found'}, NCHW. ` +
+  `OPENBLAS_CORETYPE for both: ${predict?.blas?.OPENBLAS_CORETYPE ?? 'unset'} (chosen by ${predict?.blas?.chosenBy ?? 'nobody'}).`,
   '',
   '| # | Measurement | Ours | Reference | Ratio | Target | Met |',
   '|---|---|---|---|---|---|---|',
   ...rows.map((row) => `| ${row.join(' | ')} |`),
 ];
+if (profile) {
+  const cpu = profile.peak;
+  table.push('', `Where a predict's time goes (${profile.workload.clips} clips, ${profile.workload.frames} frames at ${profile.workload.frameSize} px, batch ${profile.workload.batch}; ` +
+    `median of ${profile.rounds} rounds, ${fmt(profile.wallMs / 1000)} s in all). Peak fp32: ${cpu.cores} cores x ${fmt(cpu.megahertz / 1000)} GHz x ` +
+    `${cpu.fp32FlopsPerCycle} FLOP/cycle = ${fmt(cpu.gflops, 1)} GFLOP/s (${cpu.vectorFlags.join(', ')}; CPU family ${cpu.cpuFamily} model ${cpu.cpuModel}). ` +
+    `${profile.oneDnn.version ?? 'oneDNN'}: ISA ${profile.oneDnn.isa ?? 'not reported'}; kernels of one steady forward: ` +
+    `${Object.entries(profile.oneDnn.kernelsPerForward).map(([kernel, count]) => `${count} x ${kernel}`).join(', ')}.`, '',
+    '| Part | ms | % of wall | GFLOP/s | % of peak |', '|---|---|---|---|---|',
+    ...profile.rows.map((row) => `| ${row.part} | ${fmt(row.ms, 0)} | ${fmt(row.percent, 1)} | ${row.gflopPerSecond !== undefined ? fmt(row.gflopPerSecond, 1) : ''} | ${row.percentOfPeak !== undefined ? fmt(row.percentOfPeak, 1) : ''} |`),
+    '', `CNN overall: ${fmt(profile.cnn.gflopPerSecond, 1)} GFLOP/s, ${fmt(profile.cnn.percentOfPeak, 1)} % of peak (${fmt(profile.cnn.gflopPerFrame, 2)} GFLOP per frame, ` +
+    'a multiply-add counted as two). ' +
+    `CPU time during the predict: ffmpeg and ffprobe ${fmt(profile.cpuSeconds.ffmpegAndFfprobe)} s, the JavaScript thread ${fmt(profile.cpuSeconds.mainThread)} s; ` +
+    `decoding alone (no model running) takes ${fmt(profile.decodeOnly.seconds)} s wall.`);
+}
+if (levers) {
+  table.push('', `Levers, one at a time: our predict on ${levers.workload.clips} clips, ${levers.rounds} rounds alternating ` +
+    '(time over the baseline\'s, round by round; above 1.00 means the variant is faster than the defaults):', '',
+    '| Variant | median s | speed vs defaults | event-loop max ms |', '|---|---|---|---|',
+    ...Object.entries(levers.variants).map(([name, value]) =>
+      `| ${name} | ${fmt(value.medianSeconds)} | ${fmt(value.speedOverBaseline)}x | ${fmt(value.eventLoopMaxMs, 0)} |`));
+}
 if (backbone) {
   table.push('', 'VGG16 forward, every variant (frames/s, median of the rounds; ratio to the fastest torchvision fp32 variant of each round):', '',
     '| Variant | 112 px | 224 px |', '|---|---|---|');

@@ -5,7 +5,8 @@
 // Every run starts from the checkpoint; batches are the same on both sides (fixed order, no shuffle).
 // The first --clips clips of the fixed order (default 16, half the set): the reference recomputes VGG on
 // every epoch, and its two epochs per round dominate the whole benchmark's running time.
-//   node bench/training.mjs --work FOLDER [--rounds 2] [--clips 16] [--epochs 2] [--batch 8] [--out FILE]
+//   node bench/training.mjs --work FOLDER [--rounds 2] [--clips 16] [--epochs 2] [--batch 8] [--threads N] [--blas-core CORE] [--out FILE]
+// --threads: our intra-op threads (default: all cores), to show the overlap with a core left to decoding.
 import { argument, loadAverage, machine, median, readFixture, round, startOurs, startReference, writeResults } from './common.mjs';
 
 const rounds = argument('rounds', 2);
@@ -17,10 +18,14 @@ const count = argument('clips', 16);
 const [files, labels, ids] = ['files', 'labels', 'ids'].map((field) => fixture.train[field].slice(0, count));
 
 const loadBefore = loadAverage();
-const ours = await startOurs();
-const reference = await startReference();
+const threads = argument('threads', 0);
+const blasCore = argument('blas-core', null);
+const blasEnv = blasCore ? { OPENBLAS_CORETYPE: blasCore } : {};
+const ours = await startOurs({ env: blasEnv });
+const reference = await startReference({ env: blasEnv });
 try {
-  for (const side of [ours, reference]) await side.request({ op: 'load', checkpoint: fixture.checkpoint });
+  await ours.request({ op: 'load', checkpoint: fixture.checkpoint, ...(threads ? { threads } : {}) });
+  await reference.request({ op: 'load', checkpoint: fixture.checkpoint });
   const referenceInfo = await reference.request({ op: 'info' });
   const request = { op: 'train', files, labels, ids, batch, learningRate };
   const runs = { files: [], clips: [], reference: [] };
@@ -76,7 +81,7 @@ try {
       epochOverMaxOfParts: perRound((at) => epochSeconds(runs.files[at], 0) /
         Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0))),
     },
-    settings: { ours: { threads: 'all cores (video-rnn default)', OPENBLAS_NUM_THREADS: '1 (set by video-rnn)' }, reference: referenceInfo },
+    settings: { ours: { threads: threads || 'all cores (video-rnn default)', OPENBLAS_NUM_THREADS: '1 (set by video-rnn)', OPENBLAS_CORETYPE: blasCore }, reference: referenceInfo },
     machine: { ...machine(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },
     date: new Date().toISOString(),
   });

@@ -26,6 +26,18 @@ function statusKilobytes(field) {
   return match ? Number(match[1]) : null;
 }
 
+/** utime + stime of a /proc stat line, in seconds (fields 14 and 15; 16 and 17 for waited-for children). */
+function statSeconds(file, children) {
+  const text = fs.readFileSync(file, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const first = children ? 13 : 11;
+  return (Number(fields[first]) + Number(fields[first + 1])) / ticksPerSecond;
+}
+// Linux's USER_HZ: 100 on every architecture Node.js runs on.
+const ticksPerSecond = 100;
+const childrenCpuSeconds = () => statSeconds('/proc/self/stat', true);
+const mainThreadCpuSeconds = () => statSeconds(`/proc/self/task/${process.pid}/stat`, false);
+
 // The histogram records the whole interval between its timer's runs, resolution included: a small
 // resolution keeps its own share small, and delays() takes it off again.
 const resolutionMs = 1;
@@ -82,6 +94,73 @@ const handlers = {
     return { seconds: timing.seconds, probabilities: timing.result.map((p) => model.classes.map((label) => p.probabilities[label])),
       eventLoop: delays(eventLoop), rssBeforeMB: rssBefore / 1024,
       peakRssMB: peakReset ? statusKilobytes('VmHWM') / 1024 : null };
+  },
+
+  /**
+   * One predict over the files, taken apart: the native phases (the engine's own timers), each
+   * native call as JavaScript sees it (its synchronous part is the argument conversion; the rest
+   * beyond the engine's own time is queueing and the result's conversion), the gaps between calls
+   * (waiting for decoding, JavaScript), the CPU time of the ffmpeg and ffprobe children, and of the
+   * main thread.
+   */
+  async profile(request) {
+    // The model's native handle is a private field in TypeScript only; wrapping its predict here
+    // changes nothing the library does.
+    const native = model.native;
+    const original = native.predict;
+    const calls = [];
+    // The method lives on the prototype, read-only: shadow it with an own property, deleted after.
+    Object.defineProperty(native, 'predict', { configurable: true, writable: true, value: function timedPredict(clips) {
+      const started = performance.now();
+      const promise = original.call(native, clips);
+      const returned = performance.now();
+      return promise.then((result) => {
+        calls.push({ started, synchronousMs: returned - started, endedMs: performance.now(), frames: clips.reduce((sum, clip) => sum + clip.frames, 0) });
+        return result;
+      });
+    } });
+    const before = native.counters();
+    const cpuBefore = { children: childrenCpuSeconds(), main: mainThreadCpuSeconds() };
+    const started = performance.now();
+    try {
+      await model.predict(request.files, { batchSize: request.batch });
+    } finally {
+      delete native.predict;
+    }
+    const wallMs = performance.now() - started;
+    const after = native.counters();
+    const phaseMs = Object.fromEntries(Object.keys(after.phaseMs).map((key) => [key, after.phaseMs[key] - before.phaseMs[key]]));
+    let previousEnd = started;
+    const gapsMs = calls.map((call) => {
+      const gap = call.started - previousEnd;
+      previousEnd = call.endedMs;
+      return gap;
+    });
+    return {
+      wallMs, phaseMs, engineCalls: after.calls - before.calls, framesEmbedded: after.framesEmbedded - before.framesEmbedded,
+      calls: calls.map((call) => ({ synchronousMs: call.synchronousMs, totalMs: call.endedMs - call.started, frames: call.frames })),
+      gapsMs, tailMs: performance.now() - previousEnd,
+      childrenCpuSeconds: childrenCpuSeconds() - cpuBefore.children,
+      mainThreadCpuSeconds: mainThreadCpuSeconds() - cpuBefore.main,
+    };
+  },
+
+  /** fc7 of every frame of each file, flattened per file, with the seconds it took. */
+  async embed(request) {
+    const { seconds, result } = await timed(() => model.embed(request.files));
+    return { seconds, embeddings: result.map((rows) => Array.from(rows)) };
+  },
+
+  /** Decoding alone, batch by batch as predict does (the default concurrency), with the children's CPU time. */
+  async decodeOnly(request) {
+    const cpuBefore = childrenCpuSeconds();
+    const { seconds } = await timed(async () => {
+      for (let first = 0; first < request.files.length; first += request.batch) {
+        await Promise.all(request.files.slice(first, first + request.batch)
+          .map((file) => decodeVideo(file, { size: model.config.frameSize, ...model.config.sampling })));
+      }
+    });
+    return { seconds, childrenCpuSeconds: childrenCpuSeconds() - cpuBefore };
   },
 
   /** Training from a freshly loaded model: epochs over files, or decode everything first and train on Clips. */
