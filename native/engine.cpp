@@ -365,6 +365,4 @@ int64_t Engine::parameter_bytes() const {
 
 PhaseTotals Engine::phase_totals() const { return phases_.totals(); }
 
-void Engine::reset_phase_times() { phases_.reset(); }
-
 }  // namespace video_rnn

@@ -95,7 +95,6 @@ class Engine {
   Counters counters() const;
   // Wall time per phase of the calls so far (see phase_times.h); read without the lock, as counters.
   PhaseTotals phase_totals() const;
-  void reset_phase_times();
   int64_t parameter_bytes() const;
 
  private:

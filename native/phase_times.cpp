@@ -12,11 +12,6 @@ PhaseTotals PhaseTimes::totals() const {
   return out;
 }
 
-void PhaseTimes::reset() {
-  for (auto& total : totals_) total.store(0, std::memory_order_relaxed);
-  calls_.store(0, std::memory_order_relaxed);
-}
-
 ActivePhaseTimes::ActivePhaseTimes(PhaseTimes* times) : previous_(active_times) { active_times = times; }
 
 ActivePhaseTimes::~ActivePhaseTimes() { active_times = previous_; }

@@ -32,7 +32,6 @@ class PhaseTimes {
   }
   void count_call() { calls_.fetch_add(1, std::memory_order_relaxed); }
   PhaseTotals totals() const;
-  void reset();
 
  private:
   std::array<std::atomic<int64_t>, kPhaseCount> totals_{};

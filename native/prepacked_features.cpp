@@ -59,7 +59,7 @@ torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequ
   auto y = x.contiguous().to_mkldnn();
   size_t next = 0;
   for (auto& layer : *features) {
-    if (auto* conv = layer.ptr()->as<torch::nn::Conv2d>()) {
+    if (layer.ptr()->as<torch::nn::Conv2d>() != nullptr) {
       y = at::mkldnn_convolution(y, weights_[next], biases_[next], kPadding, kOnes, kOnes, 1);
       ++next;
     } else {
