@@ -55,6 +55,11 @@ void PrepackedFeatures::refresh(torch::nn::Sequential& features) {
 }
 
 torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequential& features) {
+  // oneDNN tensors dispatch through the AutogradOther key. A LibTorch built with Vulkan (Debian's
+  // 2.6) registers max_pool2d for a backend behind that key as well, so with the autograd keys in
+  // play the dispatcher refuses the call as ambiguous, even under NoGradGuard. Inference mode takes
+  // those keys out; what leaves here is a plain dense tensor that autograd may use afterwards.
+  c10::InferenceMode inference;
   refresh(features);
   auto y = x.contiguous().to_mkldnn();
   size_t next = 0;
