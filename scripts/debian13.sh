@@ -64,7 +64,7 @@ mount_all() {
 }
 
 inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
+  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive CI="${CI:-}" VIDEO_RNN_TEST_TIMEOUT_MS="${VIDEO_RNN_TEST_TIMEOUT_MS:-}" npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
   NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "$@"; }
 
 create() {
@@ -104,7 +104,7 @@ case "${1:-test}" in
     mount_all
     copy_tree
     inside bash -c 'cd /work/video-rnn && echo "debian13: $(node --version), $(g++ --version | head -1), $(ffmpeg -version | head -1)" && npm ci && \
-      if [ "$#" -gt 0 ]; then npx tsc -p tsconfig.json && node --test --test-concurrency=1 "$@"; else npm test; fi' debian13 "$@"
+      if [ "$#" -gt 0 ]; then npx tsc -p tsconfig.json && node --test --test-concurrency=1 ${VIDEO_RNN_TEST_TIMEOUT_MS:+--test-timeout=$VIDEO_RNN_TEST_TIMEOUT_MS} "$@"; else npm test; fi' debian13 "$@"
     ;;
   *) die "unknown command $1 (create, test, shell)" ;;
 esac
