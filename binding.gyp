@@ -11,6 +11,7 @@
         "native/distributed.cpp",
         "native/optimizer_state.cpp",
         "native/state.cpp",
+        "native/tensor_file.cpp",
         "native/phase_times.cpp",
         "native/prepacked_features.cpp",
         "native/memory.cpp",

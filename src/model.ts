@@ -2,7 +2,7 @@
 // Calls on one model run one at a time, in call order (a queue): a predict issued while training
 // runs waits until training has finished.
 import type { Clip } from './clip';
-import { checkCheckpointTensors, readCheckpoint, toNativeTensors, writeCheckpoint } from './checkpoint';
+import { loadCheckpointTensors, toNativeTensors, withCheckpoint, writeCheckpoint } from './checkpoint';
 import { VideoRNNError, checkInteger, checkString, invalidArgument } from './errors';
 import { DecodeSpec, VideoInput, chunk, groupBySize, nativeClip, pipelined, toClip } from './inputs';
 import { EvalReport, topIndices } from './metrics';
@@ -79,22 +79,22 @@ export class VideoRNN {
   }
 
   static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB'> = {}): Promise<VideoRNN> {
-    const { config: stored, tensors } = await readCheckpoint(checkString('path', path));
-    let config: ModelConfig;
-    try {
-      config = resolveConfig(stored as VideoRNNOptions);
-    } catch (error) {
-      throw new VideoRNNError('E_CHECKPOINT', `${path} has an invalid config: ${(error as Error).message}`, { cause: error });
-    }
-    const model = await VideoRNN.build(config, options);
-    try {
-      checkCheckpointTensors(path, tensors, model.live().shapes());
-      await callNative(() => model.live().loadState(toNativeTensors(tensors), '', true));
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-    return model;
+    return withCheckpoint(checkString('path', path), async (index, file) => {
+      let config: ModelConfig;
+      try {
+        config = resolveConfig(index.config as VideoRNNOptions);
+      } catch (error) {
+        throw new VideoRNNError('E_CHECKPOINT', `${path} has an invalid config: ${(error as Error).message}`, { cause: error });
+      }
+      const model = await VideoRNN.build(config, options);
+      try {
+        await loadCheckpointTensors(path, index, file, model.live());
+      } catch (error) {
+        model.dispose();
+        throw error;
+      }
+      return model;
+    });
   }
 
   private static async build(config: ModelConfig, options: Partial<VideoRNNOptions>): Promise<VideoRNN> {

@@ -80,6 +80,9 @@ export interface NativeModel {
   getState(): Promise<NativeTensor[]>;
   shapes(): { name: string; shape: number[] }[];
   loadState(tensors: NativeTensor[], prefix: string, requireAll: boolean): Promise<void>;
+  /** Reads the ranges from the open descriptor `fd` of the file `path` into the model (native/tensor_file.h). */
+  loadStateFile(fd: number, path: string, ranges: { name: string; shape: number[]; dtype: string; offset: number; bytes: number }[],
+    prefix: string, requireAll: boolean): Promise<void>;
   fingerprint(): Promise<string>;
   isCached(key: string): boolean;
   clearCache(): void;

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { readCheckpoint, toNativeTensors, toTensorMap } from './checkpoint';
+import { loadCheckpointTensors, toNativeTensors, toTensorMap, withCheckpoint } from './checkpoint';
 import { VideoRNNError } from './errors';
 import type { NativeModel, NativeTensor } from './native';
 import { callNative } from './native';
@@ -116,14 +116,15 @@ export async function loadWithState(native: NativeModel, modelPath: string): Pro
   if (!Number.isInteger(parsed?.epoch) || parsed.epoch < 0 || typeof parsed.settings !== 'object' || parsed.settings === null) {
     throw stateError(modelPath, `${file} names no epoch or settings`);
   }
-  const checkpoint = await readCheckpoint(modelPath);
-  if (await fileDigest(modelPath) !== metadata.model) {
-    throw stateError(modelPath, `${file} was saved with another version of the model file (the run stopped between the two writes, ` +
-      'or the model was replaced); no state matches these weights');
-  }
+  await withCheckpoint(modelPath, async (index, checkpoint) => {
+    if (await fileDigest(modelPath) !== metadata.model) {
+      throw stateError(modelPath, `${file} was saved with another version of the model file (the run stopped between the two writes, ` +
+        'or the model was replaced); no state matches these weights');
+    }
+    await loadCheckpointTensors(modelPath, index, checkpoint, native);
+  });
   const generator = tensors.get(GENERATOR);
   tensors.delete(GENERATOR);
-  await callNative(() => native.loadState(toNativeTensors(checkpoint.tensors), '', true));
   return { ...parsed, steps: parsed.steps ?? {}, generator: generator?.data, optimizerTensors: toNativeTensors(tensors) };
 }
 

@@ -51,6 +51,31 @@ Napi::Array require_array(const Napi::Value& value, const std::string& what) {
 
 constexpr int64_t kMaxDimension = int64_t{1} << 31;
 
+std::vector<int64_t> to_shape(const Napi::Value& value, const std::string& name) {
+  auto array = require_array(value, "tensor " + name + " shape");
+  std::vector<int64_t> shape;
+  for (uint32_t d = 0; d < array.Length(); ++d) {
+    auto dim = array.Get(d);
+    if (!dim.IsNumber() || dim.As<Napi::Number>().DoubleValue() < 0) {
+      throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " has a bad shape");
+    }
+    shape.push_back(dim.As<Napi::Number>().Int64Value());
+  }
+  return shape;
+}
+
+// safetensors dtype names (src/weights/dtype.ts) that LibTorch holds as they are stored.
+torch::ScalarType to_scalar_type(const Napi::Env& env, const std::string& dtype, const std::string& name) {
+  static const std::vector<std::pair<std::string, torch::ScalarType>> known = {
+      {"F64", torch::kDouble}, {"F32", torch::kFloat}, {"F16", torch::kHalf}, {"BF16", torch::kBFloat16},
+      {"I64", torch::kLong},   {"I32", torch::kInt},   {"I16", torch::kShort}, {"I8", torch::kChar},
+      {"U8", torch::kByte},    {"BOOL", torch::kBool}};
+  for (const auto& [label, type] : known) {
+    if (label == dtype) return type;
+  }
+  throw coded_error(env, "E_INVALID_ARGUMENT", "tensor " + name + " has dtype " + dtype + ", which is not read natively");
+}
+
 }  // namespace
 
 Napi::Error coded_error(Napi::Env env, const std::string& code, const std::string& message) {
@@ -171,17 +196,9 @@ NamedTensors to_named_tensors(const Napi::Value& value, std::vector<Napi::Object
       throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " data must be a Float32Array");
     }
     auto floats = data.As<Napi::Float32Array>();
-    auto shape_array = require_array(object.Get("shape"), "tensor " + name + " shape");
-    std::vector<int64_t> shape;
+    const auto shape = to_shape(object.Get("shape"), name);
     double numel = 1;
-    for (uint32_t d = 0; d < shape_array.Length(); ++d) {
-      auto dim = shape_array.Get(d);
-      if (!dim.IsNumber() || dim.As<Napi::Number>().DoubleValue() < 0) {
-        throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " has a bad shape");
-      }
-      shape.push_back(dim.As<Napi::Number>().Int64Value());
-      numel *= static_cast<double>(shape.back());
-    }
+    for (auto size : shape) numel *= static_cast<double>(size);
     if (numel != static_cast<double>(floats.ElementLength())) {
       throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "tensor " + name + " data does not match its shape");
     }
@@ -189,6 +206,22 @@ NamedTensors to_named_tensors(const Napi::Value& value, std::vector<Napi::Object
     keep_alive.push_back(Napi::Persistent(floats.As<Napi::Object>()));
   }
   return tensors;
+}
+
+std::vector<TensorRange> to_tensor_ranges(const Napi::Value& value) {
+  auto array = require_array(value, "tensor ranges");
+  std::vector<TensorRange> ranges;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    auto object = require_object(array.Get(i), "tensor range " + std::to_string(i));
+    TensorRange range;
+    range.name = string_field(object, "name", "");
+    range.shape = to_shape(object.Get("shape"), range.name);
+    range.dtype = to_scalar_type(value.Env(), string_field(object, "dtype", "F32"), range.name);
+    range.offset = integer_field(object, "offset", -1, 0, int64_t{1} << 53);
+    range.bytes = integer_field(object, "bytes", -1, 0, int64_t{1} << 53);
+    ranges.push_back(std::move(range));
+  }
+  return ranges;
 }
 
 bool external_buffers_allowed() {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine.h"
+#include "tensor_file.h"
 
 namespace video_rnn::addon {
 
@@ -23,6 +24,8 @@ std::vector<double> to_doubles(const Napi::Value& value);
 std::vector<ClipInput> to_clips(const Napi::Value& value, std::vector<Napi::ObjectReference>& keep_alive);
 std::vector<int64_t> to_labels(const Napi::Value& value, size_t count);
 NamedTensors to_named_tensors(const Napi::Value& value, std::vector<Napi::ObjectReference>& keep_alive);
+// [{name, shape, dtype, offset, bytes}]: where a file holds each tensor (read by tensor_file.h).
+std::vector<TensorRange> to_tensor_ranges(const Napi::Value& value);
 
 // A Float32Array viewing the tensor's memory; the tensor lives until the array is collected.
 // Where the runtime refuses external buffers (V8 sandbox), or VIDEO_RNN_COPY_BUFFERS=1 asks for

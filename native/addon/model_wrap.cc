@@ -46,6 +46,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
       InstanceMethod<&ModelWrap::GetState>("getState"),
       InstanceMethod<&ModelWrap::Shapes>("shapes"),
       InstanceMethod<&ModelWrap::LoadState>("loadState"),
+      InstanceMethod<&ModelWrap::LoadStateFile>("loadStateFile"),
       InstanceMethod<&ModelWrap::Fingerprint>("fingerprint"),
       InstanceMethod<&ModelWrap::IsCached>("isCached"),
       InstanceMethod<&ModelWrap::ClearCache>("clearCache"),
@@ -168,6 +169,23 @@ Napi::Value ModelWrap::LoadState(const Napi::CallbackInfo& info) {
   return EngineWorker::Run(info.Env(), engine,
       [engine, tensors, prefix, require_all] { engine->load_state(tensors, prefix, require_all); },
       [](Napi::Env env) { return env.Undefined(); }, std::move(keep_alive));
+}
+
+Napi::Value ModelWrap::LoadStateFile(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto engine = this->engine(env);
+  // (fd, path, ranges, prefix, requireAll): the caller keeps fd open until the Promise settles.
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+    throw coded_error(env, "E_INVALID_ARGUMENT", "loadStateFile takes an open file descriptor and its path");
+  }
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const std::string path = info[1].As<Napi::String>().Utf8Value();
+  auto ranges = to_tensor_ranges(info[2]);
+  const std::string prefix = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
+  const bool require_all = info.Length() > 4 && info[4].ToBoolean().Value();
+  return EngineWorker::Run(env, engine,
+      [engine, fd, path, ranges, prefix, require_all] { engine->load_state(read_tensor_ranges(fd, path, ranges), prefix, require_all); },
+      [](Napi::Env env) { return env.Undefined(); });
 }
 
 Napi::Value ModelWrap::Fingerprint(const Napi::CallbackInfo& info) {

@@ -29,6 +29,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetState(const Napi::CallbackInfo& info);
   Napi::Value Shapes(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
+  Napi::Value LoadStateFile(const Napi::CallbackInfo& info);
   Napi::Value Fingerprint(const Napi::CallbackInfo& info);
   Napi::Value IsCached(const Napi::CallbackInfo& info);
   Napi::Value ClearCache(const Napi::CallbackInfo& info);

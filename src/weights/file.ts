@@ -71,6 +71,11 @@ export class WeightsFile {
     }
   }
 
+  /** The open descriptor, for native code that reads ranges the index checked (native/tensor_file.h). */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
   error(message: string): VideoRNNError {
     return formatError(this.path, message);
   }

@@ -69,7 +69,25 @@ function parseEntry(file: WeightsFile, name: string, info: unknown, dataSize: nu
   return { name, dtype, shape: shape as number[], begin, end };
 }
 
-export async function readSafetensorsFile(file: WeightsFile): Promise<SafetensorsContent> {
+/** Where each tensor of a safetensors file lies: absolute byte offset, length, dtype and shape. */
+export interface TensorRange {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  offset: number;
+  bytes: number;
+}
+
+export interface SafetensorsIndex {
+  ranges: TensorRange[];
+  metadata: Record<string, string>;
+}
+
+/**
+ * Reads and checks the header only: every tensor's range lies in the file, matches its shape and
+ * dtype, and the ranges tile the data section. Nothing of the tensor data is read.
+ */
+export async function indexSafetensorsFile(file: WeightsFile): Promise<SafetensorsIndex> {
   if (file.size < 8) throw file.error('is too short to be a safetensors file');
   const lengthBytes = await file.read(0, 8, 'the header length');
   const headerLength = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
@@ -114,12 +132,16 @@ export async function readSafetensorsFile(file: WeightsFile): Promise<Safetensor
   }
   if (cursor !== dataSize) throw file.error(`has ${dataSize - cursor} bytes after its last tensor`);
 
+  return { ranges: entries.map(({ name, dtype, shape, begin, end }) => ({ name, dtype, shape, offset: dataStart + begin, bytes: end - begin })), metadata };
+}
+
+export async function readSafetensorsFile(file: WeightsFile): Promise<SafetensorsContent> {
+  const { ranges, metadata } = await indexSafetensorsFile(file);
   const tensors: TensorMap = new Map();
-  for (const entry of entries) {
-    const length = entry.end - entry.begin;
-    const bytes = await file.read(dataStart + entry.begin, length, `tensor ${entry.name}`, new Uint8Array(length));
-    if (entry.dtype !== 'F32') file.reserveTensorBytes((length / DTYPE_SIZES[entry.dtype]) * 4, `tensor ${entry.name}`);
-    tensors.set(entry.name, { shape: entry.shape, data: toFloat32(bytes, entry.dtype, true) });
+  for (const range of ranges) {
+    const bytes = await file.read(range.offset, range.bytes, `tensor ${range.name}`, new Uint8Array(range.bytes));
+    if (range.dtype !== 'F32') file.reserveTensorBytes((range.bytes / DTYPE_SIZES[range.dtype]) * 4, `tensor ${range.name}`);
+    tensors.set(range.name, { shape: range.shape, data: toFloat32(bytes, range.dtype, true) });
   }
   return { tensors, metadata };
 }
