@@ -128,6 +128,17 @@ function lowerPriority(pid: number, niceness: number): void {
   }
 }
 
+// Starting a process holds the event loop for as long as the kernel takes to fork this one (tens of
+// milliseconds with a VGG16 loaded; bench/event-loop-trace.mjs). Two starts in one turn of the loop
+// add up, so each start waits for a turn of its own.
+let lastStartTurn: Promise<void> = Promise.resolve();
+
+function startTurn(): Promise<void> {
+  const turn = lastStartTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+  lastStartTurn = turn;
+  return turn;
+}
+
 function spawnFailure(binary: string, error: Error): VideoRNNError | null {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'EACCES' || /Cannot find ffmpeg/.test(error.message)) {
@@ -192,8 +203,9 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
       target = job.output.file;
     }
 
+    let command: ReturnType<typeof fluentFfmpeg>;
     try {
-      const command = fluentFfmpeg({ stdoutLines: keptStderrLines }).setFfmpegPath(job.binary);
+      command = fluentFfmpeg({ stdoutLines: keptStderrLines }).setFfmpegPath(job.binary);
       // Spread arguments (every list here has two or more): given one array, fluent-ffmpeg splits
       // any element that holds a single space into two arguments.
       // With no input, the global options lead the output's.
@@ -208,13 +220,23 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
       command.on('stderr', (line: string) => stderr.pushLine(line));
       command.on('error', (error: Error) => { commandResult ??= { error }; settle(); });
       command.on('end', () => { commandResult ??= { error: null }; settle(); });
-      if (supervisor.stopError !== null) throw supervisor.stopError;
-      command.run();
     } catch (error) {
       supervisor.dispose();
       reject(error instanceof VideoRNNError ? error
         : new VideoRNNError('E_VIDEO_DECODE', `${job.what} could not start ffmpeg: ${String(error)}`, { cause: error }));
+      return;
     }
+    void startTurn().then(() => {
+      try {
+        // Aborted or timed out while waiting for its turn: never started.
+        if (supervisor.stopError !== null) throw supervisor.stopError;
+        command.run();
+      } catch (error) {
+        supervisor.dispose();
+        reject(error instanceof VideoRNNError ? error
+          : new VideoRNNError('E_VIDEO_DECODE', `${job.what} could not start ffmpeg: ${String(error)}`, { cause: error }));
+      }
+    });
   });
 }
 
@@ -222,7 +244,8 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
  * Runs ffprobe with child_process directly: fluent-ffmpeg's ffprobe() gives no handle on the process,
  * so a probe of a corrupt file or a FIFO could neither time out nor be aborted.
  */
-export function runFfprobe(job: FfprobeJob): Promise<string> {
+export async function runFfprobe(job: FfprobeJob): Promise<string> {
+  await startTurn();
   const stderr = new StderrTail();
   const supervisor = new Supervisor(job, stderr, 'ffprobe');
   return new Promise<string>((resolve, reject) => {
