@@ -16,6 +16,7 @@ const variants = {
   'OpenMP threads sleeping at once at barriers (OMP_WAIT_POLICY=PASSIVE)': { OMP_WAIT_POLICY: 'PASSIVE' },
   'convolutions through the dense path, weights reordered every call (prepackedConvolutions=0)': { VIDEO_RNN_TUNING: 'prepackedConvolutions=0' },
   'tensors in 4 KiB pages (hugePages=0)': { VIDEO_RNN_TUNING: 'hugePages=0' },
+  'ffmpeg started from this process, not the helper (launcher=0)': { VIDEO_RNN_TUNING: 'launcher=0' },
   'ffmpeg at nice 10 (decodeNice=10)': { VIDEO_RNN_TUNING: 'decodeNice=10' },
   "ffmpeg's own thread count (ffmpegThreads=0)": { VIDEO_RNN_TUNING: 'ffmpegThreads=0' },
   'CNN chunks of 8 frames (chunkFrames=8)': { VIDEO_RNN_TUNING: 'chunkFrames=8' },

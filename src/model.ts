@@ -12,6 +12,7 @@ import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost
 import type { Dataset } from './data';
 import { loadBackboneWeights } from './weights';
 import { tuning } from './tuning';
+import { prepareProcessStarts } from './video/process';
 import { BF16_EMULATED_WARNING, cpuBf16 } from './backend';
 import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed } from './distributed';
 
@@ -105,6 +106,8 @@ export class VideoRNN {
       process.emitWarning(BF16_EMULATED_WARNING, { code: 'VIDEO_RNN_BF16_EMULATED' });
     }
     const cacheMB = options.cacheMB === undefined ? 1024 : checkInteger('cacheMB', options.cacheMB, 0, 1 << 24);
+    // Before the weights exist: the helper that starts ffmpeg is forked from a small process.
+    prepareProcessStarts();
     const native = await callNative(() => addon().createModel({
       classes: config.classes.length,
       hiddenSize: config.hiddenSize,

@@ -17,10 +17,12 @@ export interface Tuning {
   ffmpegThreads: number;
   /** Frames per CNN chunk: bounds activation memory. */
   chunkFrames: number;
+  /** ffmpeg and ffprobe started by a small helper process, not by this one (src/video/launcher.ts). */
+  launcher: boolean;
 }
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32 };
-const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16] };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true };
+const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1] };
 
 function parse(text: string | undefined): Tuning {
   const tuning = { ...defaults };

@@ -110,7 +110,8 @@ test('with 2 ranks (--nproc 2): workers SIGKILLed after epoch 3 of 6, then --res
     stderr += text;
     if (victims.length === 0 && /^epoch +4\/6 /m.test(stderr)) {
       // Both workers die at once, as when their machine goes; the launcher is left to report it.
-      victims = childProcesses(run.child.pid).map((child) => child.pid);
+      // Not the helper process that starts ffmpeg (src/video/launcher.ts), if the launcher has one.
+      victims = childProcesses(run.child.pid).filter((child) => !child.command.startsWith('video-rnn-ff')).map((child) => child.pid);
       for (const pid of victims) process.kill(pid, 'SIGKILL');
     }
   });

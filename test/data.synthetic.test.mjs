@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeSyntheticDataset, VideoFolderDataset } from '../dist/data/index.js';
 import { decodeVideo } from '../dist/video/index.js';
-import { childProcesses, rejectsWithCode, temporaryFolder } from './helpers/media.mjs';
+import { descendantProcesses, rejectsWithCode, temporaryFolder } from './helpers/media.mjs';
 
 const folder = temporaryFolder(after);
 let first;
@@ -144,5 +144,5 @@ test('aborting stops rendering with E_ABORTED, leaving no partial files and no f
   const leftovers = fs.readdirSync(target, { recursive: true }).filter((name) => String(name).includes('.partial'));
   assert.deepEqual(leftovers, []);
   assert.ok(!fs.existsSync(path.join(target, 'synthetic.json')));
-  assert.deepEqual(childProcesses().filter((child) => child.command === 'ffmpeg'), []);
+  assert.deepEqual(descendantProcesses().filter((child) => child.command === 'ffmpeg'), []);
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PredictionService, VideoRNN, makeSyntheticDataset } from '../dist/index.js';
 import { makeClip } from './helpers/clips.mjs';
-import { childProcesses, rejectsWithCode, renderGraph, temporaryFolder } from './helpers/media.mjs';
+import { descendantProcesses, rejectsWithCode, renderGraph, temporaryFolder } from './helpers/media.mjs';
 
 // A clip's probabilities in a batch against alone: measured identical here (difference 0); 1e-6
 // allows for kernels that differ with the batch shape. Different clips differ by more than 1e-4
@@ -173,7 +173,7 @@ test('E_ABORTED: an aborted call leaves the forming batch, and one aborted while
 
 /** Child processes of this process running ffmpeg or ffprobe. */
 function decoderChildren() {
-  return childProcesses().filter((child) => /^ff(mpeg|probe)$/.test(child.command)).length;
+  return descendantProcesses().filter((child) => /^ff(mpeg|probe)$/.test(child.command)).length;
 }
 
 test('paths are decoded ahead of the model, at most decodeConcurrency at once (counted in /proc)', async () => {

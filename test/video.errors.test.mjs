@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { decodeConcurrency, decodeVideo, probeVideo } from '../dist/video/index.js';
 import {
-  childProcesses, mpeg4, rejectsWithCode, renderColourSegments, renderGraph, temporaryFolder, throwsWithCode, waitFor,
+  descendantProcesses, mpeg4, rejectsWithCode, renderColourSegments, renderGraph, temporaryFolder, throwsWithCode, waitFor,
 } from './helpers/media.mjs';
 
 const folder = temporaryFolder(after);
@@ -21,7 +21,7 @@ before(() => {
 });
 
 function ffmpegChildren() {
-  return childProcesses().filter((child) => /ff(mpeg|probe)/.test(child.command));
+  return descendantProcesses().filter((child) => /ff(mpeg|probe)/.test(child.command));
 }
 
 test('a missing file is E_VIDEO_NOT_FOUND, for decode and probe', async () => {
@@ -137,7 +137,7 @@ test('an aborted decode rejects with E_ABORTED and leaves no ffmpeg process', as
   const slow = renderGraph(path.join(folder, 'slow.mp4'), 'color=c=gray:s=32x32:r=1:d=60');
   const controller = new AbortController();
   const decoding = decodeVideo(slow, { fps: 1000, size: 128, maxFrames: 10, signal: controller.signal });
-  await waitFor(() => childProcesses().some((child) => child.command === 'ffmpeg'), 'ffmpeg to start');
+  await waitFor(() => descendantProcesses().some((child) => child.command === 'ffmpeg'), 'ffmpeg to start');
   controller.abort(new Error('user pressed stop'));
   const error = await rejectsWithCode(decoding, 'E_ABORTED');
   assert.equal(error.cause?.message, 'user pressed stop');
@@ -155,7 +155,7 @@ test('an already-aborted signal, and an abort while queued, reject without start
     const running = decodeVideo(slow, { fps: 1000, size: 64, maxFrames: 4, signal: first.signal });
     const second = new AbortController();
     const queued = decodeVideo(good, { signal: second.signal });
-    await waitFor(() => childProcesses().some((child) => child.command === 'ffmpeg'), 'the first decode to start');
+    await waitFor(() => descendantProcesses().some((child) => child.command === 'ffmpeg'), 'the first decode to start');
     second.abort();
     await rejectsWithCode(queued, 'E_ABORTED');
     first.abort();

@@ -7,13 +7,17 @@ import os from 'node:os';
 import { Writable } from 'node:stream';
 import fluentFfmpeg from 'fluent-ffmpeg';
 import { VideoRNNError } from '../errors';
+import { tuning } from '../tuning';
 import { onAbort } from './abort';
+import { runRemote, startLauncher } from './launcher';
 
 export interface ProcessLimits {
   signal?: AbortSignal;
   timeoutMs: number;
   /** Names the work in error messages, e.g. `Decoding "clip.mp4"`. */
   what: string;
+  /** The working folder relative names resolve against; this process's by default. */
+  cwd?: string;
 }
 
 export interface FfmpegJob extends ProcessLimits {
@@ -147,8 +151,30 @@ function spawnFailure(binary: string, error: Error): VideoRNNError | null {
   return null;
 }
 
-/** Runs ffmpeg through fluent-ffmpeg; resolves with the tail of its stderr. */
+/**
+ * Runs ffmpeg through fluent-ffmpeg; resolves with the tail of its stderr. Started by the helper
+ * process of launcher.ts (unless VIDEO_RNN_TUNING has launcher=0), which runs runFfmpegHere.
+ */
 export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
+  if (!tuning().launcher) return runFfmpegHere(job);
+  const { signal, output, ...rest } = job;
+  return runRemote<string[]>({ kind: 'ffmpeg', job: { ...rest, cwd: job.cwd ?? process.cwd(), output: 'file' in output ? output : { pipe: true } } },
+    signal, 'onData' in output ? output.onData : undefined);
+}
+
+/** Runs ffprobe (runFfprobeHere), from the helper process unless VIDEO_RNN_TUNING has launcher=0. */
+export function runFfprobe(job: FfprobeJob): Promise<string> {
+  if (!tuning().launcher) return runFfprobeHere(job);
+  const { signal, ...rest } = job;
+  return runRemote<string>({ kind: 'ffprobe', job: { ...rest, cwd: job.cwd ?? process.cwd() } }, signal);
+}
+
+/** Starts the helper process now, while this process is small (before a model's weights exist). */
+export function prepareProcessStarts(): void {
+  if (tuning().launcher) startLauncher();
+}
+
+export function runFfmpegHere(job: FfmpegJob): Promise<string[]> {
   const stderr = new StderrTail();
   const supervisor = new Supervisor(job, stderr, 'ffmpeg');
   return new Promise<string[]>((resolve, reject) => {
@@ -205,7 +231,7 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
 
     let command: ReturnType<typeof fluentFfmpeg>;
     try {
-      command = fluentFfmpeg({ stdoutLines: keptStderrLines }).setFfmpegPath(job.binary);
+      command = fluentFfmpeg({ stdoutLines: keptStderrLines, cwd: job.cwd }).setFfmpegPath(job.binary);
       // Spread arguments (every list here has two or more): given one array, fluent-ffmpeg splits
       // any element that holds a single space into two arguments.
       // With no input, the global options lead the output's.
@@ -244,7 +270,7 @@ export function runFfmpeg(job: FfmpegJob): Promise<string[]> {
  * Runs ffprobe with child_process directly: fluent-ffmpeg's ffprobe() gives no handle on the process,
  * so a probe of a corrupt file or a FIFO could neither time out nor be aborted.
  */
-export async function runFfprobe(job: FfprobeJob): Promise<string> {
+export async function runFfprobeHere(job: FfprobeJob): Promise<string> {
   await startTurn();
   const stderr = new StderrTail();
   const supervisor = new Supervisor(job, stderr, 'ffprobe');
@@ -254,7 +280,7 @@ export async function runFfprobe(job: FfprobeJob): Promise<string> {
     let settled = false;
     let child: ChildProcess;
     try {
-      child = spawn(job.binary, job.args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+      child = spawn(job.binary, job.args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, cwd: job.cwd });
     } catch (error) {
       supervisor.dispose();
       reject(spawnFailure(job.binary, error as Error) ??

@@ -86,9 +86,8 @@ export function frameColours(clip) {
     (_, frame) => nearestColour(pixel(clip, frame, clip.width >> 1, clip.height >> 1)));
 }
 
-/** Child processes of `parentPid` (zombies included), read from /proc: [{ pid, command, state }]. */
-export function childProcesses(parentPid = process.pid) {
-  const children = [];
+function processTable() {
+  const table = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let stat;
@@ -101,9 +100,35 @@ export function childProcesses(parentPid = process.pid) {
     const close = stat.lastIndexOf(')');
     const command = stat.slice(stat.indexOf('(') + 1, close);
     const fields = stat.slice(close + 2).split(' ');
-    if (Number(fields[1]) === parentPid) children.push({ pid: Number(entry), command, state: fields[0] });
+    table.push({ pid: Number(entry), ppid: Number(fields[1]), command, state: fields[0] });
   }
-  return children;
+  return table;
+}
+
+/** Child processes of `parentPid` (zombies included), read from /proc: [{ pid, command, state }]. */
+export function childProcesses(parentPid = process.pid) {
+  return processTable().filter((row) => row.ppid === parentPid).map(({ pid, command, state }) => ({ pid, command, state }));
+}
+
+/**
+ * Every process below `rootPid`, children's children included: ffmpeg runs as a child of the helper
+ * process that starts it (src/video/launcher.ts), a grandchild of this one.
+ */
+export function descendantProcesses(rootPid = process.pid) {
+  const table = processTable();
+  const found = [];
+  const parents = new Set([rootPid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const row of table) {
+      if (parents.has(row.ppid) && !parents.has(row.pid)) {
+        parents.add(row.pid);
+        found.push({ pid: row.pid, command: row.command, state: row.state });
+        grew = true;
+      }
+    }
+  }
+  return found;
 }
 
 export async function waitFor(predicate, what, timeoutMs = 10_000) {
