@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { VideoRNN, decodeVideo } from '../dist/index.js';
 import { addon } from '../dist/native.js';
-import { readCheckpoint, toNativeTensors } from '../dist/checkpoint.js';
+import { loadCheckpointTensors, withCheckpoint } from '../dist/checkpoint.js';
 
 let model;
 let checkpoint;
@@ -199,11 +199,14 @@ const handlers = {
     const key = `${request.channelsLast}/${request.precision ?? 'fp32'}`;
     handlers.backbones ??= new Map();
     if (!handlers.backbones.has(key)) {
-      const { config, tensors } = await readCheckpoint(checkpoint);
-      const native = await addon().createModel({ classes: config.classes.length, hiddenSize: config.hiddenSize,
-        numLayers: config.numLayers, bidirectional: config.bidirectional, headSize: config.headSize,
-        device: loadOptions.device, precision: request.precision ?? 'fp32', channelsLast: request.channelsLast, threads: loadOptions.threads ?? 0 });
-      await native.loadState(toNativeTensors(tensors), '', true);
+      const native = await withCheckpoint(checkpoint, async (index, file) => {
+        const { config } = index;
+        const created = await addon().createModel({ classes: config.classes.length, hiddenSize: config.hiddenSize,
+          numLayers: config.numLayers, bidirectional: config.bidirectional, headSize: config.headSize,
+          device: loadOptions.device, precision: request.precision ?? 'fp32', channelsLast: request.channelsLast, threads: loadOptions.threads ?? 0 });
+        await loadCheckpointTensors(checkpoint, index, file, created);
+        return created;
+      });
       handlers.backbones.set(key, native);
     }
     const native = handlers.backbones.get(key);
