@@ -43,6 +43,7 @@ export type LauncherReply =
   | { id: number; error: { code: string; message: string } };
 
 interface Pending {
+  what: string;
   onData?: (chunk: Uint8Array) => void;
   settle: (error: unknown, result?: unknown) => void;
 }
@@ -73,7 +74,7 @@ function start(): Helper {
     if (helper === state) helper = null;
     const jobs = [...state.pending.values()];
     state.pending.clear();
-    for (const job of jobs) job.settle(new VideoRNNError('E_VIDEO_DECODE', `the helper process that starts ffmpeg ${why}`));
+    for (const job of jobs) job.settle(new VideoRNNError('E_VIDEO_DECODE', `${job.what} failed: the helper process that starts ffmpeg ${why}`));
   };
   child.on('exit', (code, signal) => lost(`exited (${signal ?? `code ${code}`})`));
   child.on('error', (error) => lost(`failed: ${error.message}`));
@@ -119,6 +120,7 @@ export function runRemote<T>(request: { kind: 'ffmpeg'; job: RemoteFfmpegJob } |
       if (state.child.connected) state.child.send({ kind: 'stop', id } satisfies LauncherRequest);
     };
     state.pending.set(id, {
+      what,
       onData: onData && ((chunk) => {
         if (stoppedBy !== null) return;
         try {
