@@ -14,6 +14,7 @@
         "native/tensor_file.cpp",
         "native/phase_times.cpp",
         "native/prepacked_features.cpp",
+        "native/winograd.cpp",
         "native/memory.cpp",
         "native/addon/module.cc",
         "native/addon/model_wrap.cc",
@@ -27,7 +28,8 @@
       "defines": ["NAPI_VERSION=8", "<!@(node scripts/torch-paths.js defines)"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["<!@(node scripts/torch-paths.js cxxflags)", "-fexceptions", "-frtti", "-O2"]
+      "cflags_cc": ["<!@(node scripts/torch-paths.js cxxflags)", "-fexceptions", "-frtti", "-O2", "-fopenmp"],
+      "ldflags": ["-fopenmp"]
     }
   ]
 }

@@ -14,6 +14,7 @@ const base = blasCore ? { OPENBLAS_CORETYPE: blasCore } : {};
 const variants = {
   'baseline (defaults)': {},
   'OpenMP threads sleeping at once at barriers (OMP_WAIT_POLICY=PASSIVE)': { OMP_WAIT_POLICY: 'PASSIVE' },
+  'convolutions through oneDNN only, no Winograd (winogradConvolutions=0)': { VIDEO_RNN_TUNING: 'winogradConvolutions=0' },
   'convolutions through the dense path, weights reordered every call (prepackedConvolutions=0)': { VIDEO_RNN_TUNING: 'prepackedConvolutions=0' },
   'tensors in 4 KiB pages (hugePages=0)': { VIDEO_RNN_TUNING: 'hugePages=0' },
   'ffmpeg started from this process, not the helper (launcher=0)': { VIDEO_RNN_TUNING: 'launcher=0' },

@@ -39,17 +39,31 @@ void PrepackedFeatures::refresh(torch::nn::Sequential& features) {
     storages.push_back(conv->weight.data_ptr());
     storages.push_back(conv->bias.data_ptr());
   }
-  if (versions == versions_ && storages == storages_ && weights_.size() == convs.size()) return;
+  // Serial Winograd loses to oneDNN's threaded convolutions: only with OpenMP, or on one thread.
+  const bool winograd = winograd_ && (winograd_runs_in_parallel() || at::get_num_threads() == 1);
+  if (versions == versions_ && storages == storages_ && weights_.size() == convs.size() && packed_with_winograd_ == winograd) {
+    return;
+  }
   torch::NoGradGuard no_grad;
   weights_.clear();
   biases_.clear();
+  filters_.clear();
   for (auto* conv : convs) {
     TORCH_CHECK(conv->options.groups() == 1 && (*conv->options.kernel_size())[0] == 3 && (*conv->options.stride())[0] == 1,
                 "prepacked convolutions expect VGG16's 3x3, stride 1, one group");
+    const int64_t in = conv->options.in_channels(), out = conv->options.out_channels();
+    if (winograd && winograd_supports(in, out)) {
+      filters_.push_back(winograd_filter(conv->weight, conv->bias));
+      weights_.emplace_back();
+      biases_.emplace_back();
+      continue;
+    }
     auto dense = conv->weight.detach().contiguous();
     weights_.push_back(at::mkldnn_reorder_conv2d_weight(dense.to_mkldnn(), kPadding, kOnes, kOnes, 1));
     biases_.push_back(conv->bias.detach().contiguous());
+    filters_.emplace_back();
   }
+  packed_with_winograd_ = winograd;
   versions_ = std::move(versions);
   storages_ = std::move(storages);
 }
@@ -63,15 +77,26 @@ torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequ
   refresh(features);
   auto y = x.contiguous().to_mkldnn();
   size_t next = 0;
+  bool relu_applied = false;  // by the Winograd output transform, for the ReLU layer that follows
   for (auto& layer : *features) {
     if (layer.ptr()->as<torch::nn::Conv2d>() != nullptr) {
-      y = at::mkldnn_convolution(y, weights_[next], biases_[next], kPadding, kOnes, kOnes, 1);
+      if (weights_[next].defined()) {
+        if (!y.is_mkldnn()) y = y.contiguous().to_mkldnn();
+        y = at::mkldnn_convolution(y, weights_[next], biases_[next], kPadding, kOnes, kOnes, 1);
+      } else {
+        // oneDNN's blocked layout to NHWC, once, where the first Winograd convolution starts.
+        if (y.is_mkldnn()) y = y.to_dense().contiguous(at::MemoryFormat::ChannelsLast);
+        y = winograd_conv3x3_relu(y, filters_[next]);
+        relu_applied = true;
+      }
       ++next;
+    } else if (relu_applied && layer.ptr()->as<torch::nn::ReLU>() != nullptr) {
+      relu_applied = false;
     } else {
       y = layer.forward(y);
     }
   }
-  return y.to_dense();
+  return y.is_mkldnn() ? y.to_dense() : y.contiguous();
 }
 
 }  // namespace video_rnn

@@ -4,10 +4,15 @@
 // LibTorch's dense path reorders every weight (and, in NCHW, every activation) on every call; on
 // an AVX2 CPU the prepacked path ran VGG16 about 1.4 times as fast (bench/README.md).
 //
+// Every convolution but the first (3 input channels) runs as Winograd F(4x4, 3x3) instead
+// (winograd.h), in NHWC: on a 2-core AVX2 CPU VGG16's features took about half of oneDNN's time.
+//
 // Only where nothing needs autograd or autocast: fp32 on the CPU, no gradient recorded through the
 // convolutions. The packed weights are rebuilt when any convolution's weight or bias changes
 // (a load, a training step, a broadcast), detected by the tensors' version counters and storage.
 #include <torch/torch.h>
+
+#include "winograd.h"
 
 #include <vector>
 
@@ -19,15 +24,20 @@ class PrepackedFeatures {
   static bool applies(const torch::Tensor& x, torch::nn::Sequential& features);
   // features(x) for a dense float [N, 3, H, W] input; returns a dense tensor.
   torch::Tensor forward(const torch::Tensor& x, torch::nn::Sequential& features);
+  // Whether the convolutions that can run as Winograd F(4x4, 3x3) do (default true).
+  void use_winograd(bool enabled) { winograd_ = enabled; }
 
  private:
   void refresh(torch::nn::Sequential& features);
 
-  std::vector<torch::Tensor> weights_;  // oneDNN-blocked, one per convolution
+  std::vector<torch::Tensor> weights_;  // oneDNN-blocked, one per convolution (undefined: Winograd)
+  std::vector<WinogradFilter> filters_;  // transformed filters, one per convolution (empty: oneDNN)
   std::vector<torch::Tensor> biases_;
   // Per convolution: weight version, bias version, weight storage, bias storage, when packed.
   std::vector<int64_t> versions_;
   std::vector<const void*> storages_;
+  bool winograd_ = true;
+  bool packed_with_winograd_ = false;
 };
 
 }  // namespace video_rnn

@@ -35,6 +35,8 @@ struct Vgg16Impl : torch::nn::Module {
   int64_t trainable_layers() const { return trainable_layers_; }
   // Convolutions through oneDNN with prepacked weights where they apply (prepacked_features.h).
   void use_prepacked_convolutions(bool enabled) { prepacked_enabled_ = enabled; }
+  // Within that path, convolutions as Winograd F(4x4, 3x3) where they can (winograd.h).
+  void use_winograd_convolutions(bool enabled) { prepacked_->use_winograd(enabled); }
 
   torch::nn::Sequential features{nullptr};
   torch::nn::AdaptiveAvgPool2d avgpool{nullptr};

@@ -123,6 +123,7 @@ export class VideoRNN {
       chunkFrames: tuning().chunkFrames,
       hugePages: tuning().hugePages,
       prepackedConvolutions: tuning().prepackedConvolutions,
+      winogradConvolutions: tuning().winogradConvolutions,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
     return new VideoRNN(native, config, backend.device);

@@ -20,6 +20,7 @@ export interface NativeConfig {
   channelsLast?: boolean;
   hugePages?: boolean;
   prepackedConvolutions?: boolean;
+  winogradConvolutions?: boolean;
 }
 
 /** One clip of a batch: RGB24 frames, or only a cache key whose embeddings are cached. */

@@ -8,6 +8,8 @@ export interface Tuning {
   hugePages: boolean;
   /** VGG16's convolutions through oneDNN with weights reordered once (native/prepacked_features.h). */
   prepackedConvolutions: boolean;
+  /** Within that path, the convolutions after the first as Winograd F(4x4, 3x3) (native/winograd.h). */
+  winogradConvolutions: boolean;
   /** Scheduling niceness of ffmpeg and ffprobe, 0 to 19: decoding yields the cores to the CNN. */
   decodeNice: number;
   /**
@@ -21,8 +23,8 @@ export interface Tuning {
   launcher: boolean;
 }
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true };
-const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1] };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true };
+const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1] };
 
 function parse(text: string | undefined): Tuning {
   const tuning = { ...defaults };

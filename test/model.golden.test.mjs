@@ -95,3 +95,29 @@ for (const options of stacks) {
     await assertSameLogits(options, [3, 6, 1, 4, 2], `layers-${options.numLayers}-${options.bidirectional ? 'bi' : 'uni'}`);
   });
 }
+
+// The convolutions run as Winograd F(4x4, 3x3) on 4x4 output tiles (native/winograd.h). At 40 px
+// the maps of conv3 to conv5 (10, 5 and 2 px) end in partial tiles, 5 frames fill no whole block
+// of the 6-row products, and one intra-op thread takes the serial schedule.
+for (const threads of [1, 2]) {
+  test(`fc7 at 40 px (partial Winograd tiles) on ${threads} thread(s) equals torchvision's to 1e-4`, async () => {
+    const small = 40;
+    const clip = makeClip(5, small, 7);
+    const out = path.join(dir, `small-${threads}`);
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'frames.bin'), clip.data);
+    execFileSync(referencePython, [path.resolve('test/helpers/reference.py'), 'vgg16', out, '11', path.join(out, 'frames.bin'),
+      '5', String(small), String(small), 'safetensors'], { stdio: 'inherit' });
+    const expected = readFloat32(path.join(out, 'fc7.bin'));
+    const model = await VideoRNN.create({ classes: ['a', 'b'], backboneWeights: path.join(out, 'vgg16.safetensors'), hiddenSize: 8,
+      frameSize: small, threads });
+    try {
+      const [fc7] = await model.embed(clip);
+      assert.ok(Math.max(...expected.map(Math.abs)) > 1e-3, 'the reference embedding is not all zeros');
+      const diff = maxAbsDiff(fc7, expected);
+      assert.ok(diff < 1e-4, `max difference ${diff}`);
+    } finally {
+      model.dispose();
+    }
+  });
+}
