@@ -133,7 +133,8 @@ const table = [
   '',
   `Ours: LibTorch ${settings?.ours?.info?.torchVersion ?? ''} through the addon, ${settings?.ours?.info?.threads ?? 'all'} intra-op threads, ` +
   `OPENBLAS_NUM_THREADS=1 (fc6/fc7 split across LibTorch's threads), OpenBLAS ${settings?.ours?.info?.openblasCore ?? 'default'} kernels, ` +
-  `VGG16's convolutions through oneDNN with weights reordered once, tensors of 4 MiB or more in huge pages. ` +
+  `VGG16's first convolution through oneDNN with weights reordered once and the other twelve as Winograd F(4x4, 3x3) ` +
+  `(native/winograd.h), tensors of 4 MiB or more in huge pages. ` +
   `Reference: Python ${reference?.python ?? ''}, torch ${reference?.torch ?? ''}, torch.set_num_threads(${reference?.torchThreads ?? ''}), ` +
   `OpenBLAS ${reference?.openblas ? `${reference.openblas.threads} threads, ${reference.openblas.core} kernels` : 'not found'}, NCHW. ` +
   `OPENBLAS_CORETYPE for both: ${predict?.blas?.OPENBLAS_CORETYPE ?? 'unset'} (chosen by ${predict?.blas?.chosenBy ?? 'nobody'}).`,
@@ -152,7 +153,8 @@ if (profile) {
     '| Part | ms | % of wall | GFLOP/s | % of peak |', '|---|---|---|---|---|',
     ...profile.rows.map((row) => `| ${row.part} | ${fmt(row.ms, 0)} | ${fmt(row.percent, 1)} | ${row.gflopPerSecond !== undefined ? fmt(row.gflopPerSecond, 1) : ''} | ${row.percentOfPeak !== undefined ? fmt(row.percentOfPeak, 1) : ''} |`),
     '', `CNN overall: ${fmt(profile.cnn.gflopPerSecond, 1)} GFLOP/s, ${fmt(profile.cnn.percentOfPeak, 1)} % of peak (${fmt(profile.cnn.gflopPerFrame, 2)} GFLOP per frame, ` +
-    'a multiply-add counted as two). ' +
+    'a multiply-add counted as two; GFLOP/s counts the multiply-adds of a direct convolution, and the Winograd convolutions do about ' +
+    'a quarter of them, so the convolutions\' figure can exceed the peak). ' +
     `CPU time during the predict: ffmpeg and ffprobe ${fmt(profile.cpuSeconds.ffmpegAndFfprobe)} s, the JavaScript thread ${fmt(profile.cpuSeconds.mainThread)} s; ` +
     `decoding alone (no model running) takes ${fmt(profile.decodeOnly.seconds)} s wall.`);
 }
