@@ -5,7 +5,7 @@
 // an AVX2 CPU the prepacked path ran VGG16 about 1.4 times as fast (bench/README.md).
 //
 // Every convolution but the first (3 input channels) runs as Winograd F(4x4, 3x3) instead
-// (winograd.h), in NHWC: on a 2-core AVX2 CPU VGG16's features took about half of oneDNN's time.
+// (winograd.h), so the activations leave oneDNN after conv1_1 and stay NHWC to the last pool: on a 2-core AVX2 CPU VGG16's features took about half of oneDNN's time.
 //
 // Only where nothing needs autograd or autocast: fp32 on the CPU, no gradient recorded through the
 // convolutions. The packed weights are rebuilt when any convolution's weight or bias changes

@@ -70,13 +70,12 @@ VIDEO_RNN_INLINE void output_rows(const Lanes* m, int64_t step, Lanes* o, int64_
   o[3 * out_step] = b + 8.0f * e + m[5 * step];
 }
 
-// Tiles [begin, end) of the block starting at tile `first`: NHWC input -> V[36][block][in].
-VIDEO_RNN_INLINE void transform_input(const float* x, const Geometry& g, int64_t first, int64_t begin, int64_t end, int64_t block,
-                     float* v) {
+// The `count` tiles of the block starting at tile `first`: NHWC input -> V[36][block][in].
+VIDEO_RNN_INLINE void transform_input(const float* x, const Geometry& g, int64_t first, int64_t count, int64_t block, float* v) {
   const float* rows[kPoints];
   Lanes d[kPoints], t[kPoints], r[kPoints];
   const int64_t per_image = g.tiles_y * g.tiles_x;
-  for (int64_t tile = begin; tile < end; ++tile) {
+  for (int64_t tile = 0; tile < count; ++tile) {
     const int64_t index = first + tile;
     const int64_t n = index / per_image, ty = (index % per_image) / g.tiles_x, tx = index % g.tiles_x;
     for (int64_t i = 0; i < kTile; ++i) {
@@ -102,13 +101,13 @@ VIDEO_RNN_INLINE void transform_input(const float* x, const Geometry& g, int64_t
   }
 }
 
-// M[36][block][out] for tiles [begin, end) -> relu(A^T M A + bias) into the NHWC output.
-VIDEO_RNN_INLINE void transform_output(const float* m, const float* bias, const Geometry& g, int64_t first, int64_t begin, int64_t end,
-                      int64_t block, float* y) {
+// M[36][block][out] for the block's `count` tiles -> relu(A^T M A + bias) into the NHWC output.
+VIDEO_RNN_INLINE void transform_output(const float* m, const float* bias, const Geometry& g, int64_t first, int64_t count,
+                                       int64_t block, float* y) {
   Lanes e[kPoints], s[kOut * kTile], o[kOut * kOut];
   const Lanes zero{};
   const int64_t per_image = g.tiles_y * g.tiles_x;
-  for (int64_t tile = begin; tile < end; ++tile) {
+  for (int64_t tile = 0; tile < count; ++tile) {
     const int64_t index = first + tile;
     const int64_t n = index / per_image, ty = (index % per_image) / g.tiles_x, tx = index % g.tiles_x;
     const int64_t rows = std::min(kOut, g.height - ty * kOut), cols = std::min(kOut, g.width - tx * kOut);
@@ -197,9 +196,9 @@ VIDEO_RNN_INLINE void multiply_points(const float* v, const float* u, const Geom
 // One block of tiles: input transform, the 36 products, output transform.
 VIDEO_RNN_INLINE void process_block(const float* x, const float* u, const float* bias, const Geometry& g, int64_t first,
                                     int64_t count, int64_t block, float* v, float* m, float* y) {
-  transform_input(x, g, first, 0, count, block, v);
+  transform_input(x, g, first, count, block, v);
   multiply_points(v, u, g, count, block, m);
-  transform_output(m, bias, g, first, 0, count, block, y);
+  transform_output(m, bias, g, first, count, block, y);
 }
 
 using BlockKernel = void (*)(const float*, const float*, const float*, const Geometry&, int64_t, int64_t, int64_t, float*,
