@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeConcurrency, decodeVideo, probeVideo } from '../dist/video/index.js';
+import { decodeConcurrency, decodeVideo, probeVideo } from '../dist/index.js';
 import {
   descendantProcesses, mpeg4, rejectsWithCode, renderColourSegments, renderGraph, temporaryFolder, throwsWithCode, waitFor,
 } from './helpers/media.mjs';

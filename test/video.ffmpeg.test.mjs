@@ -5,7 +5,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ffmpegPath, ffprobePath, locateFfmpeg, setFfmpegPath } from '../dist/video/index.js';
+// From the package root, where users import them.
+import { ffmpegPath, ffprobePath, locateFfmpeg, setFfmpegPath } from '../dist/index.js';
 import { temporaryFolder, throwsWithCode } from './helpers/media.mjs';
 
 const folder = temporaryFolder(after);
