@@ -2,12 +2,19 @@
 // cache) vs the reference, which decodes and runs VGG on every epoch; the losses must match.
 // (5) decode/compute overlap: our epoch 1 vs decoding alone and vs training on decoded clips alone.
 // (6) the event loop's delay while ours trains from files.
+// Every run of ours starts with an empty probe cache, as a new process would. Decoding's CPU time
+// (ffmpeg and ffprobe, counted through the helper process) is recorded, and epoch 1 is measured a
+// second time with statically linked ffmpeg and ffprobe (bench/static-ffmpeg.mjs), which start in
+// milliseconds where a distribution's dynamically linked ones take about 0.15 s of CPU each.
 // Every run starts from the checkpoint; batches are the same on both sides (fixed order, no shuffle).
 // The first --clips clips of the fixed order (default 16, half the set): the reference recomputes VGG on
 // every epoch, and its two epochs per round dominate the whole benchmark's running time.
-//   node bench/training.mjs --work FOLDER [--rounds 2] [--clips 16] [--epochs 2] [--batch 8] [--threads N] [--blas-core CORE] [--out FILE]
+//   node bench/training.mjs --work FOLDER [--rounds 2] [--clips 16] [--epochs 2] [--batch 8] [--threads N] [--blas-core CORE]
+//     [--no-static] [--out FILE]
 // --threads: our intra-op threads (default: all cores), to show the overlap with a core left to decoding.
+import os from 'node:os';
 import { argument, loadAverage, machine, median, readFixture, round, startOurs, startReference, writeResults } from './common.mjs';
+import { staticFfmpeg } from './static-ffmpeg.mjs';
 
 const rounds = argument('rounds', 2);
 const epochs = argument('epochs', 2);
@@ -21,6 +28,8 @@ const loadBefore = loadAverage();
 const threads = argument('threads', 0);
 const blasCore = argument('blas-core', null);
 const blasEnv = blasCore ? { OPENBLAS_CORETYPE: blasCore } : {};
+const statics = process.argv.includes('--no-static') ? { binaries: null, why: '--no-static' } : staticFfmpeg(argument('work', ''));
+const cores = threads || os.availableParallelism();
 const ours = await startOurs({ env: blasEnv });
 const reference = await startReference({ env: blasEnv });
 try {
@@ -28,18 +37,27 @@ try {
   await reference.request({ op: 'load', checkpoint: fixture.checkpoint });
   const referenceInfo = await reference.request({ op: 'info' });
   const request = { op: 'train', files, labels, ids, batch, learningRate };
-  const runs = { files: [], clips: [], reference: [] };
+  const runs = { files: [], clips: [], reference: [], staticFiles: [], staticDecode: [] };
   const steps = [
     async () => runs.files.push(await ours.request({ ...request, epochs, source: 'files' })),
     async () => runs.clips.push(await ours.request({ ...request, epochs: 1, source: 'clips' })),
     async () => runs.reference.push(await reference.request({ ...request, epochs })),
   ];
+  const { binaries } = statics;
+  if (binaries) {
+    steps.push(async () => {
+      runs.staticFiles.push(await ours.request({ ...request, epochs: 1, source: 'files', binaries }));
+      runs.staticDecode.push(await ours.request({ ...request, source: 'clips', decodeOnly: true, binaries }));
+    });
+  }
   for (let index = 0; index < rounds; index += 1) {
     for (let step = 0; step < steps.length; step += 1) await steps[(step + index) % steps.length]();
     const [mine, alone, theirs] = [runs.files.at(-1), runs.clips.at(-1), runs.reference.at(-1)];
     console.log(`training round ${index + 1}/${rounds}: ours epochs ${mine.epochs.map((e) => e.seconds.toFixed(2)).join(' / ')} s, ` +
       `decode only ${alone.decodeSeconds.toFixed(2)} s, compute only ${alone.epochs[0].seconds.toFixed(2)} s, ` +
-      `reference epochs ${theirs.epochs.map((e) => e.seconds.toFixed(2)).join(' / ')} s`);
+      `reference epochs ${theirs.epochs.map((e) => e.seconds.toFixed(2)).join(' / ')} s, decoding CPU ${alone.decodeCpuSeconds.toFixed(2)} s` +
+      (binaries ? `; static ffmpeg: epoch 1 ${runs.staticFiles.at(-1).epochs[0].seconds.toFixed(2)} s, decode only ` +
+        `${runs.staticDecode.at(-1).decodeSeconds.toFixed(2)} s, decoding CPU ${runs.staticDecode.at(-1).decodeCpuSeconds.toFixed(2)} s` : ''));
   }
 
   const epochSeconds = (run, at) => run.epochs[at].seconds;
@@ -80,6 +98,27 @@ try {
       // Per round: epoch 1 from files over the larger of decoding alone and training on decoded clips.
       epochOverMaxOfParts: perRound((at) => epochSeconds(runs.files[at], 0) /
         Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0))),
+      roundsEpochOverMaxOfParts: runs.files.map((run, at) => round(epochSeconds(run, 0) /
+        Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0)), 3)),
+      // ffmpeg, ffprobe and the helper, in core-seconds: while the CNN keeps every core busy, this
+      // comes out of its time, so epoch 1 cannot beat compute + decodeCpu / cores.
+      decodeCpuSeconds: round(median(runs.clips.map((run) => run.decodeCpuSeconds)), 2),
+      cores,
+      boundOverCompute: perRound((at) => 1 + runs.clips[at].decodeCpuSeconds / cores / epochSeconds(runs.clips[at], 0)),
+      staticFfmpeg: binaries ? {
+        versions: binaries.versions,
+        epoch1Seconds: round(median(runs.staticFiles.map((run) => epochSeconds(run, 0))), 3),
+        decodeOnlySeconds: round(median(runs.staticDecode.map((run) => run.decodeSeconds)), 3),
+        decodeCpuSeconds: round(median(runs.staticDecode.map((run) => run.decodeCpuSeconds)), 2),
+        // Against the same round's compute alone (the binaries do not change the compute).
+        epochOverMaxOfParts: perRound((at) => epochSeconds(runs.staticFiles[at], 0) /
+          Math.max(runs.staticDecode[at].decodeSeconds, epochSeconds(runs.clips[at], 0))),
+        roundsEpochOverMaxOfParts: runs.staticFiles.map((run, at) => round(epochSeconds(run, 0) /
+          Math.max(runs.staticDecode[at].decodeSeconds, epochSeconds(runs.clips[at], 0)), 3)),
+        eventLoopMs: { p50: round(Math.max(...runs.staticFiles.map((run) => run.eventLoop.p50)), 2),
+          p99: round(Math.max(...runs.staticFiles.map((run) => run.eventLoop.p99)), 2),
+          max: round(Math.max(...runs.staticFiles.map((run) => run.eventLoop.max)), 2) },
+      } : { skipped: statics.why },
     },
     settings: { ours: { threads: threads || 'all cores (video-rnn default)', OPENBLAS_NUM_THREADS: '1 (set by video-rnn)', OPENBLAS_CORETYPE: blasCore }, reference: referenceInfo },
     machine: { ...machine(), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },

@@ -3,7 +3,8 @@
 // the work only, so the parent's own activity never counts.
 import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { VideoRNN, decodeVideo } from '../dist/index.js';
+import { VideoRNN, decodeVideo, setFfmpegPath } from '../dist/index.js';
+import { clearProbeCache } from '../dist/video/probe.js';
 import { addon } from '../dist/native.js';
 import { loadCheckpointTensors, withCheckpoint } from '../dist/checkpoint.js';
 
@@ -35,7 +36,30 @@ function statSeconds(file, children) {
 }
 // Linux's USER_HZ: 100 on every architecture Node.js runs on.
 const ticksPerSecond = 100;
-const childrenCpuSeconds = () => statSeconds('/proc/self/stat', true);
+/** ppid, the 4th field of a /proc stat line. */
+function parentOf(file) {
+  const text = fs.readFileSync(file, 'utf8');
+  return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/**
+ * CPU seconds of everything started from this process: children that were waited for, plus the live
+ * children and what they waited for. ffmpeg and ffprobe run under the long-lived helper process
+ * (src/video/launcher.ts), so they count through it, with the helper's own relaying.
+ */
+function childrenCpuSeconds() {
+  let seconds = statSeconds('/proc/self/stat', true);
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const file = `/proc/${entry}/stat`;
+      if (parentOf(file) === process.pid) seconds += statSeconds(file, false) + statSeconds(file, true);
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return seconds;
+}
 const mainThreadCpuSeconds = () => statSeconds(`/proc/self/task/${process.pid}/stat`, false);
 
 // The histogram records the whole interval between its timer's runs, resolution included: a small
@@ -75,6 +99,37 @@ async function freshModel() {
   model?.dispose();
   model = await VideoRNN.load(checkpoint, loadOptions);
   return model;
+}
+
+/** handlers.train's work once the model, the probe cache and the binaries are set; `decodeOnly` stops after decoding. */
+async function trainFrom(request) {
+  const classes = model.classes;
+  let decodeSeconds = null;
+  let decodeCpuSeconds = null;
+  let sources = request.files;
+  const cpuBefore = childrenCpuSeconds();
+  if (request.source === 'clips') {
+    const decoding = await timed(async () => {
+      const clips = [];
+      // Batch by batch with the default decode concurrency: the decoding that training overlaps.
+      for (let first = 0; first < request.files.length; first += request.batch) {
+        clips.push(...await Promise.all(request.files.slice(first, first + request.batch)
+          .map((file) => decodeVideo(file, { size: model.config.frameSize, ...model.config.sampling }))));
+      }
+      return clips;
+    });
+    decodeSeconds = decoding.seconds;
+    decodeCpuSeconds = childrenCpuSeconds() - cpuBefore;
+    sources = decoding.result;
+    if (request.decodeOnly) return { decodeSeconds, decodeCpuSeconds };
+  }
+  const samples = sources.map((source, index) => ({ id: request.ids[index], label: request.labels[index], source }));
+  const { result: report, eventLoop } = await watchingEventLoop(() => model.train(orderedDataset(classes, samples), {
+    epochs: request.epochs, batchSize: request.batch, learningRate: request.learningRate, optimizer: 'adam',
+    shuffle: false, cacheEmbeddings: true,
+  }));
+  return { epochs: report.epochs.map((epoch) => ({ seconds: epoch.seconds, loss: epoch.loss })), decodeSeconds, decodeCpuSeconds,
+    eventLoop: delays(eventLoop), framesEmbedded: model.stats.framesEmbedded, cacheHits: model.stats.embeddingCacheHits };
 }
 
 const handlers = {
@@ -166,29 +221,14 @@ const handlers = {
   /** Training from a freshly loaded model: epochs over files, or decode everything first and train on Clips. */
   async train(request) {
     await freshModel();
-    const classes = model.classes;
-    let decodeSeconds = null;
-    let sources = request.files;
-    if (request.source === 'clips') {
-      const decoding = await timed(async () => {
-        const clips = [];
-        // Batch by batch with the default decode concurrency: the decoding that training overlaps.
-        for (let first = 0; first < request.files.length; first += request.batch) {
-          clips.push(...await Promise.all(request.files.slice(first, first + request.batch)
-            .map((file) => decodeVideo(file, { size: model.config.frameSize, ...model.config.sampling }))));
-        }
-        return clips;
-      });
-      decodeSeconds = decoding.seconds;
-      sources = decoding.result;
+    // Epoch 1 as in a new process: every file is probed again. `binaries` picks another ffmpeg/ffprobe pair.
+    clearProbeCache();
+    setFfmpegPath({ ffmpeg: request.binaries?.ffmpeg ?? null, ffprobe: request.binaries?.ffprobe ?? null });
+    try {
+      return await trainFrom(request);
+    } finally {
+      setFfmpegPath({ ffmpeg: null, ffprobe: null });
     }
-    const samples = sources.map((source, index) => ({ id: request.ids[index], label: request.labels[index], source }));
-    const { result: report, eventLoop } = await watchingEventLoop(() => model.train(orderedDataset(classes, samples), {
-      epochs: request.epochs, batchSize: request.batch, learningRate: request.learningRate, optimizer: 'adam',
-      shuffle: false, cacheEmbeddings: true,
-    }));
-    return { epochs: report.epochs.map((epoch) => ({ seconds: epoch.seconds, loss: epoch.loss })), decodeSeconds,
-      eventLoop: delays(eventLoop), framesEmbedded: model.stats.framesEmbedded, cacheHits: model.stats.embeddingCacheHits };
   },
 
   /**

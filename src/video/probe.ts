@@ -165,3 +165,11 @@ export async function probeStreamCached(ffprobe: string, file: string, stats: fs
   if (probeCache.size > probeCacheEntries) probeCache.delete(probeCache.keys().next().value as string);
   return stream;
 }
+
+/**
+ * Forgets every remembered probe: the next decode of each file starts ffprobe again, as in a new
+ * process. For measurements of a first epoch; not part of the package's API.
+ */
+export function clearProbeCache(): void {
+  probeCache.clear();
+}
