@@ -74,7 +74,7 @@ if (training) {
     `decode ${fmt(overlap.decodeOnlySeconds)} s, compute ${fmt(overlap.computeOnlySeconds)} s`, `${fmt(overlap.epochOverMaxOfParts)}`, '<= 1.1',
     verdict(targets.overlap.met)]);
   if (overlap.decodeCpuSeconds !== undefined) {
-    rows.push(['5', `decoding's CPU time (ffmpeg, ffprobe, helper) and the floor it sets: (compute + CPU / ${overlap.cores} cores) / compute`,
+    rows.push(['5', `decoding's CPU time (ffmpeg, ffprobe, helper) and the floor it sets with the CNN on every core: (compute + CPU / ${overlap.cores} cores) / compute`,
       `${fmt(overlap.decodeCpuSeconds)} core-s`, '', `floor ${fmt(overlap.boundOverCompute)}`, '', '']);
   }
   const statics = overlap.staticFfmpeg;

@@ -29,7 +29,8 @@ const threads = argument('threads', 0);
 const blasCore = argument('blas-core', null);
 const blasEnv = blasCore ? { OPENBLAS_CORETYPE: blasCore } : {};
 const statics = process.argv.includes('--no-static') ? { binaries: null, why: '--no-static' } : staticFfmpeg(argument('work', ''));
-const cores = threads || os.availableParallelism();
+const cores = os.availableParallelism();
+const cnnThreads = threads || cores;
 const ours = await startOurs({ env: blasEnv });
 const reference = await startReference({ env: blasEnv });
 try {
@@ -100,11 +101,16 @@ try {
         Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0))),
       roundsEpochOverMaxOfParts: runs.files.map((run, at) => round(epochSeconds(run, 0) /
         Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0)), 3)),
-      // ffmpeg, ffprobe and the helper, in core-seconds: while the CNN keeps every core busy, this
-      // comes out of its time, so epoch 1 cannot beat compute + decodeCpu / cores.
+      // ffmpeg, ffprobe and the helper, in core-seconds. The CNN's threads and decoding share the
+      // cores, so epoch 1 cannot beat (compute x CNN threads + decodeCpu) / cores, nor the compute:
+      // with the CNN on every core, compute + decodeCpu / cores.
       decodeCpuSeconds: round(median(runs.clips.map((run) => run.decodeCpuSeconds)), 2),
       cores,
-      boundOverCompute: perRound((at) => 1 + runs.clips[at].decodeCpuSeconds / cores / epochSeconds(runs.clips[at], 0)),
+      cnnThreads,
+      boundOverCompute: perRound((at) => {
+        const compute = epochSeconds(runs.clips[at], 0);
+        return Math.max(compute, (compute * cnnThreads + runs.clips[at].decodeCpuSeconds) / cores) / compute;
+      }),
       staticFfmpeg: binaries ? {
         versions: binaries.versions,
         epoch1Seconds: round(median(runs.staticFiles.map((run) => epochSeconds(run, 0))), 3),
