@@ -19,8 +19,9 @@ function versionLine(binary) {
 }
 
 /**
- * { ffmpeg, ffprobe, versions } in `<work>/static-ffmpeg`, fetched on first use; null with a reason when
- * this is not linux-x64 or the registry cannot be reached (the comparison is then left out).
+ * { binaries: { ffmpeg, ffprobe, versions }, why: null } from `<work>/static-ffmpeg`, fetched on first
+ * use; { binaries: null, why } when this is not linux-x64 or the registry cannot be reached (the
+ * comparison is then left out).
  */
 export function staticFfmpeg(work) {
   if (process.platform !== 'linux' || process.arch !== 'x64') return { binaries: null, why: `no static build for ${process.platform}-${process.arch}` };

@@ -67,7 +67,14 @@ try {
   const lossesOurs = runs.files.at(-1).epochs.map((epoch) => epoch.loss);
   const lossesReference = runs.reference.at(-1).epochs.map((epoch) => epoch.loss);
   const lossDifference = Math.max(...lossesOurs.map((loss, at) => Math.abs(loss - lossesReference[at])));
-  const worst = (field) => round(Math.max(...runs.files.map((run) => run.eventLoop[field])), 2);
+  const worstOf = (list) => Object.fromEntries(['p50', 'p99', 'max'].map((field) =>
+    [field, round(Math.max(...list.map((run) => run.eventLoop[field])), 2)]));
+  // Per round: epoch 1 from files over the larger of decoding alone and training on decoded clips
+  // (the same round's compute alone for both pairs of binaries: they do not change the compute).
+  const overlapRounds = (epochRuns, decodeRuns) => epochRuns.map((run, at) => epochSeconds(run, 0) /
+    Math.max(decodeRuns[at].decodeSeconds, epochSeconds(runs.clips[at], 0)));
+  const overlap = overlapRounds(runs.files, runs.clips);
+  const staticOverlap = binaries ? overlapRounds(runs.staticFiles, runs.staticDecode) : [];
 
   writeResults('training', {
     benchmark: 'training epochs, decode/compute overlap, event loop while training',
@@ -80,7 +87,7 @@ try {
       roundsEpochSeconds: runs.files.map((run) => run.epochs.map((epoch) => round(epoch.seconds, 3))),
       framesEmbeddedPerRun: runs.files[0].framesEmbedded,  // every frame once: epoch 2 comes from the cache
       cacheHitsPerRun: runs.files[0].cacheHits,
-      eventLoopMs: { p50: worst('p50'), p99: worst('p99'), max: worst('max'), note: 'largest over the rounds of each round\'s percentile' },
+      eventLoopMs: { ...worstOf(runs.files), note: 'largest over the rounds of each round\'s percentile' },
     },
     reference: {
       epochSeconds: round(median(runs.reference.map(referenceEpoch)), 3),
@@ -96,11 +103,8 @@ try {
       epoch1Seconds: round(median(runs.files.map((run) => epochSeconds(run, 0))), 3),
       decodeOnlySeconds: round(median(runs.clips.map((run) => run.decodeSeconds)), 3),
       computeOnlySeconds: round(median(runs.clips.map((run) => epochSeconds(run, 0))), 3),
-      // Per round: epoch 1 from files over the larger of decoding alone and training on decoded clips.
-      epochOverMaxOfParts: perRound((at) => epochSeconds(runs.files[at], 0) /
-        Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0))),
-      roundsEpochOverMaxOfParts: runs.files.map((run, at) => round(epochSeconds(run, 0) /
-        Math.max(runs.clips[at].decodeSeconds, epochSeconds(runs.clips[at], 0)), 3)),
+      epochOverMaxOfParts: round(median(overlap), 3),
+      roundsEpochOverMaxOfParts: overlap.map((value) => round(value, 3)),
       // ffmpeg, ffprobe and the helper, in core-seconds. The CNN's threads and decoding share the
       // cores, so epoch 1 cannot beat (compute x CNN threads + decodeCpu) / cores, nor the compute:
       // with the CNN on every core, compute + decodeCpu / cores.
@@ -116,14 +120,9 @@ try {
         epoch1Seconds: round(median(runs.staticFiles.map((run) => epochSeconds(run, 0))), 3),
         decodeOnlySeconds: round(median(runs.staticDecode.map((run) => run.decodeSeconds)), 3),
         decodeCpuSeconds: round(median(runs.staticDecode.map((run) => run.decodeCpuSeconds)), 2),
-        // Against the same round's compute alone (the binaries do not change the compute).
-        epochOverMaxOfParts: perRound((at) => epochSeconds(runs.staticFiles[at], 0) /
-          Math.max(runs.staticDecode[at].decodeSeconds, epochSeconds(runs.clips[at], 0))),
-        roundsEpochOverMaxOfParts: runs.staticFiles.map((run, at) => round(epochSeconds(run, 0) /
-          Math.max(runs.staticDecode[at].decodeSeconds, epochSeconds(runs.clips[at], 0)), 3)),
-        eventLoopMs: { p50: round(Math.max(...runs.staticFiles.map((run) => run.eventLoop.p50)), 2),
-          p99: round(Math.max(...runs.staticFiles.map((run) => run.eventLoop.p99)), 2),
-          max: round(Math.max(...runs.staticFiles.map((run) => run.eventLoop.max)), 2) },
+        epochOverMaxOfParts: round(median(staticOverlap), 3),
+        roundsEpochOverMaxOfParts: staticOverlap.map((value) => round(value, 3)),
+        eventLoopMs: worstOf(runs.staticFiles),
       } : { skipped: statics.why },
     },
     settings: { ours: { threads: threads || 'all cores (video-rnn default)', OPENBLAS_NUM_THREADS: '1 (set by video-rnn)', OPENBLAS_CORETYPE: blasCore }, reference: referenceInfo },
