@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { VideoRNN } from '../dist/index.js';
 import { startCli, tinyDataset } from './cli.run.mjs';
@@ -112,6 +113,10 @@ test('beyond loopback: refused without a key, served with --insecure-no-auth; st
   const refused = await startCli(['serve', modelFile, '--port', '0', '--host', '0.0.0.0'], { env: { VIDEO_RNN_API_KEY: '' } }).finished;
   assert.equal(refused.code, 2, refused.stderr);
   assert.match(refused.stderr, /E_USAGE.*0\.0\.0\.0.*--insecure-no-auth/);
+  const help = (await startCli(['serve', '--help']).finished).stdout.replace(/\s+/g, ' ');
+  for (const [flag, value] of [['request-timeout-ms', 120000], ['headers-timeout-ms', 10000], ['keep-alive-timeout-ms', 5000]]) {
+    assert.match(help, new RegExp(`--${flag} <ms> .*?\\(default: ${value}\\)`), `--${flag} defaults to ${value}`);
+  }
 
   const uploads = fs.mkdtempSync(path.join(folder, 'uploads-'));
   // A process that has exited: its pid names a dead server's folder.
@@ -159,6 +164,27 @@ test('beyond loopback: refused without a key, served with --insecure-no-auth; st
     assert.match(replaced.headers.get('x-request-id'), /^[0-9a-f-]{36}$/);
     const odd = await fetch(`${url}/healthz`, { headers: { 'x-request-id': 'a{b}"c' } });
     assert.match(odd.headers.get('x-request-id'), /^[0-9a-f-]{36}$/);
+    // The server's clocks: headers that never end get 408 from Node within the headers timeout (checked
+    // each second), and an idle keep-alive connection is closed after the keep-alive timeout.
+    const port = Number(new URL(url).port);
+    const clocks = [['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', 2000],
+      ['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 1000]].map(async ([head, limitMs]) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const started = performance.now();
+      socket.write(head);
+      let received = '';
+      socket.setEncoding('latin1').on('data', (text) => { received += text; });
+      await Promise.race([new Promise((resolve) => { socket.once('close', resolve); socket.once('error', () => undefined); }),
+        new Promise((resolve) => setTimeout(resolve, limitMs + 4000))]);
+      socket.destroy();
+      return { received, ms: performance.now() - started, limitMs };
+    });
+    const [headers, keepAlive] = await Promise.all(clocks);
+    assert.match(headers.received, /^HTTP\/1\.1 408/);
+    assert.ok(headers.ms >= 2000 && headers.ms < 2000 + 2500, `headers cut after ${headers.ms} ms`);
+    assert.match(keepAlive.received, /^HTTP\/1\.1 200/);
+    assert.ok(keepAlive.ms >= 1000 && keepAlive.ms < 1000 + 2500, `keep-alive closed after ${keepAlive.ms} ms`);
+    t.diagnostic(`headers never ending: 408 after ${Math.round(headers.ms)} ms; idle keep-alive closed after ${Math.round(keepAlive.ms)} ms`);
     const peak = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${run.child.pid}/status`, 'utf8'))[1];
     t.diagnostic(`server peak RSS ${Math.round(Number(peak) / 1024)} MB`);
   } finally {
