@@ -67,6 +67,11 @@ async function assertHealthy(what) {
   assertEmptyFolder(uploads, what);
 }
 
+async function refusedUploads() {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^video_rnn_uploads_refused_total (\d+)$/m.exec(text)[1]);
+}
+
 /** A raw connection: sends `head`, then resolves with everything the server wrote before it closed. */
 function rawConnection(head) {
   const socket = net.connect(port, '127.0.0.1');
@@ -143,6 +148,7 @@ test('100 uploads at once while the queue is full: every one gets 503 with Retry
   const queued = [postRaw(url, videos[1]), postRaw(url, videos[0])];
   await waitFor(() => service.stats.queued === 2 && service.stats.decoding === 0, 'two more clips to be queued');
   assert.equal(fs.readdirSync(uploads).length, 3);
+  const refusedBefore = await refusedUploads();
   const events = [];
   const watcher = fs.watch(uploads, (event, name) => events.push(`${event} ${name}`));
   const started = performance.now();
@@ -155,6 +161,7 @@ test('100 uploads at once while the queue is full: every one gets 503 with Retry
     await assertError(response, 503, 'E_OVERLOADED');
   }
   assert.deepEqual(events, [], 'nothing was created in the temp folder while they were refused');
+  assert.equal(await refusedUploads() - refusedBefore, 100, 'video_rnn_uploads_refused_total counts them');
   assert.equal(fs.readdirSync(uploads).length, 3, 'only the running and the queued requests hold an upload');
   release();
   gate = undefined;

@@ -132,7 +132,8 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
   // JSON bodies name files and nothing else: at most maxFiles paths of PATH_MAX (4096) bytes, plus
   // room for the brackets. Video bodies are not parsed by Fastify: the route counts their bytes.
   const maxJsonBytes = 1024 + maxFiles * 4096;
-  registerPredictRoute(app, { service, maxJsonBytes, maxBodyBytes, maxFiles, tempDir, allowed, maxUploads, requestTimeoutMs });
+  registerPredictRoute(app, { service, maxJsonBytes, maxBodyBytes, maxFiles, tempDir, allowed, maxUploads, requestTimeoutMs,
+    onRefused: () => metrics.refuseUpload() });
 }
 
 declare module 'fastify' {

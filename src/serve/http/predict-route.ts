@@ -19,6 +19,8 @@ export interface PredictRouteSettings {
   allowed: AllowedPaths | undefined;
   maxUploads: number;
   requestTimeoutMs: number;
+  /** Told of each upload refused by admission. */
+  onRefused: () => void;
 }
 
 interface Input {
@@ -93,6 +95,7 @@ export function registerPredictRoute(app: FastifyInstance, settings: PredictRout
   const admit = (): void => {
     const { queued } = service.stats;
     if (!service.accepting || receiving >= maxUploads || queued + receiving >= service.limits.maxQueue) {
+      settings.onRefused();
       throw new VideoRNNError('E_OVERLOADED', `the server holds ${queued} queued clips and ${receiving} uploads in progress `
         + `(at most ${service.limits.maxQueue} and ${maxUploads}); retry later`);
     }
