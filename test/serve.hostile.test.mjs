@@ -27,6 +27,7 @@ let uploads;
 // The model's predict waits on this gate while it is set, which holds the queue full.
 let gate;
 let nativeFailure;
+const logLines = [];
 
 before(async () => {
   model = await VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 8, headSize: 8, frameSize: 32, seed: 21 });
@@ -43,7 +44,9 @@ before(async () => {
   fs.mkdirSync(uploads);
   // One batch of one clip at a time, and two clips queued behind it at most.
   service = new PredictionService(model, { maxQueue: 2, maxBatchClips: 1, maxDelayMs: 0, timeoutMs: 120_000 });
-  app = Fastify({ logger: false, genReqId: videoRNNRequestId, requestIdHeader: false });
+  // Errors are logged (as JSON lines) where the test can read them.
+  const stream = { write: (line) => { logLines.push(JSON.parse(line)); } };
+  app = Fastify({ logger: { level: 'error', stream }, genReqId: videoRNNRequestId, requestIdHeader: false });
   await app.register(videoRNNPlugin, { service, tempDir: uploads, processMetrics: false, requestTimeoutMs });
   url = await app.listen({ port: 0, host: '127.0.0.1' });
   port = Number(new URL(url).port);
@@ -103,6 +106,7 @@ test('slowloris: raw and multipart uploads trickled a byte at a time get 408 wit
         + 'Content-Type: video/mp4\r\n\r\n'), fs.readFileSync(videos[0]), Buffer.from(`\r\n--${boundary}--\r\n`)]),
     },
   };
+  t.diagnostic(`peak RSS before any hostile request (model loaded, one server): ${peakRssMB()} MB`);
   const started = performance.now();
   const results = await Promise.all(Object.entries(cases).map(async ([name, { type, body }]) => {
     const connection = rawConnection(`POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\n`
@@ -200,6 +204,7 @@ test('415 for JSON and text bodies before any of the body is read', async (t) =>
     t.diagnostic(`${type}: 415 after ${(performance.now() - started).toFixed(0)} ms with 10 of ${10 * 2 ** 20} bytes sent`);
   }
   await assertHealthy('415');
+  t.diagnostic(`peak RSS ${peakRssMB()} MB`);
 });
 
 test('a 500 says the code, a generic message and the request id; the detail stays out of the body', async (t) => {
@@ -214,6 +219,8 @@ test('a 500 says the code, a generic message and the request id; the detail stay
   const native = await assertError(response, 500, 'E_NATIVE');
   assert.equal(native.error.requestId, 'trace-0042.a:b_c');
   assert.doesNotMatch(JSON.stringify(native), /libtorch|Linear\.cpp|shape/);
+  const logged = logLines.find((line) => line.reqId === 'trace-0042.a:b_c' && line.level === 50);
+  assert.equal(logged?.err?.message, detail, 'the log has the detail, under the request id');
   // A decoder that is not there: the message of E_NO_FFMPEG names the path that was tried.
   const missing = path.join(folder, 'no-such-dir', 'ffmpeg');
   const saved = process.env.FFMPEG_PATH;
@@ -229,6 +236,7 @@ test('a 500 says the code, a generic message and the request id; the detail stay
   assert.match(noFfmpeg.error.requestId, /^[0-9a-f-]{36}$/);
   t.diagnostic(`500 bodies: ${JSON.stringify(native)} ${JSON.stringify(noFfmpeg)}`);
   await assertHealthy('500s');
+  t.diagnostic(`peak RSS ${peakRssMB()} MB`);
 });
 
 test('an X-Request-Id that is too long or has other characters is replaced by a UUID', async () => {
