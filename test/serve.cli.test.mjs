@@ -2,7 +2,9 @@
 // environment, and SIGTERM with requests in flight: all of them complete, then it exits 0.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { VideoRNN } from '../dist/index.js';
 import { startCli, tinyDataset } from './cli.run.mjs';
@@ -86,6 +88,9 @@ test('requests still in flight after --drain-seconds: it exits 1 and says so', a
   assert.equal(result.code, 1);
   assert.ok(server.lines.some((line) => line.level === 50 && /drain-seconds/.test(line.msg)));
   await pending;
+  // The request it gave up on had its upload stored: exiting removed it.
+  assert.ok(server.lines.some((line) => line.removed === 1), 'the exit says it removed one upload');
+  assertEmptyFolder(server.uploads, 'an exit that cut a request short');
 });
 
 test('VIDEO_RNN_API_KEY: requests without the key get 401, and a bad flag is a usage error', async () => {
@@ -102,4 +107,98 @@ test('VIDEO_RNN_API_KEY: requests without the key get 401, and a bad flag is a u
   const result = await usage.finished;
   assert.equal(result.code, 2);
   assert.match(result.stderr, /max-batch-clips/);
+});
+
+test('beyond loopback: refused without a key, served with --insecure-no-auth; stale uploads swept; request ids checked', async (t) => {
+  const refused = await startCli(['serve', modelFile, '--port', '0', '--host', '0.0.0.0'], { env: { VIDEO_RNN_API_KEY: '' } }).finished;
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /E_USAGE.*0\.0\.0\.0.*--insecure-no-auth/);
+  const help = (await startCli(['serve', '--help']).finished).stdout.replace(/\s+/g, ' ');
+  for (const [flag, value] of [['request-timeout-ms', 120000], ['headers-timeout-ms', 10000], ['keep-alive-timeout-ms', 5000]]) {
+    assert.match(help, new RegExp(`--${flag} <ms> .*?\\(default: ${value}\\)`), `--${flag} defaults to ${value}`);
+  }
+
+  const uploads = fs.mkdtempSync(path.join(folder, 'uploads-'));
+  // A process that has exited: its pid names a dead server's folder.
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => dead.once('exit', resolve));
+  const stale = path.join(uploads, `video-rnn-upload-${dead.pid}-Ab12Cd`);
+  const alive = path.join(uploads, `video-rnn-upload-${process.pid}-Ef34Gh`);
+  const unnamed = path.join(uploads, 'video-rnn-upload-Ij56Kl');
+  for (const kept of [stale, alive, unnamed]) {
+    fs.mkdirSync(kept);
+    fs.writeFileSync(path.join(kept, '0'), 'left behind');
+  }
+  const run = startCli(['serve', modelFile, '--port', '0', '--host', '0.0.0.0', '--insecure-no-auth', '--temp-dir', uploads,
+    '--request-timeout-ms', '5000', '--headers-timeout-ms', '2000', '--keep-alive-timeout-ms', '1000'],
+  { env: { VIDEO_RNN_API_KEY: '' }, timeoutMs: 180_000 });
+  const lines = [];
+  let buffered = '';
+  const ready = await new Promise((resolve, reject) => {
+    run.child.stdout.on('data', (text) => {
+      buffered += text;
+      const complete = buffered.split('\n');
+      buffered = complete.pop();
+      for (const line of complete) {
+        const entry = JSON.parse(line);
+        lines.push(entry);
+        if (entry.msg === 'ready') resolve(entry);
+      }
+    });
+    run.finished.then((result) => reject(new Error(`the server exited before it was ready: ${JSON.stringify(result)}`)));
+  });
+  try {
+    assert.deepEqual(ready.timeouts, { requestMs: 5000, headersMs: 2000, idleMs: 60_000, keepAliveMs: 1000 });
+    assert.ok(lines.some((line) => line.level === 40 && /--insecure-no-auth/.test(line.msg)), 'a warning says the server is open');
+    const sweep = lines.find((line) => /no longer run/.test(line.msg ?? ''));
+    assert.deepEqual(sweep?.swept, [stale]);
+    assert.ok(!fs.existsSync(stale), 'the dead server\'s folder was removed');
+    assert.ok(fs.existsSync(alive) && fs.existsSync(unnamed), 'a live server\'s folder, and one without a pid, stay');
+    // Listening on every interface; this test connects through loopback only.
+    const url = `http://127.0.0.1:${new URL(ready.address).port}`;
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    const kept = await postRaw(url, videos[0], { headers: { 'x-request-id': 'client-trace-7' } });
+    assert.equal(kept.status, 200);
+    assert.equal(kept.headers.get('x-request-id'), 'client-trace-7');
+    const replaced = await fetch(`${url}/healthz`, { headers: { 'x-request-id': `${'x'.repeat(200)}` } });
+    assert.match(replaced.headers.get('x-request-id'), /^[0-9a-f-]{36}$/);
+    const odd = await fetch(`${url}/healthz`, { headers: { 'x-request-id': 'a{b}"c' } });
+    assert.match(odd.headers.get('x-request-id'), /^[0-9a-f-]{36}$/);
+    // The server's clocks: headers that never end get 408 from Node within the headers timeout (checked
+    // each second), and an idle keep-alive connection is closed after the keep-alive timeout.
+    const port = Number(new URL(url).port);
+    const clocks = [['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', 2000],
+      ['GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 1000]].map(async ([head, limitMs]) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const started = performance.now();
+      socket.write(head);
+      let received = '';
+      socket.setEncoding('latin1').on('data', (text) => { received += text; });
+      await Promise.race([new Promise((resolve) => { socket.once('close', resolve); socket.once('error', () => undefined); }),
+        new Promise((resolve) => setTimeout(resolve, limitMs + 4000))]);
+      socket.destroy();
+      return { received, ms: performance.now() - started, limitMs };
+    });
+    const [headers, keepAlive] = await Promise.all(clocks);
+    assert.match(headers.received, /^HTTP\/1\.1 408/);
+    assert.ok(headers.ms >= 2000 && headers.ms < 2000 + 2500, `headers cut after ${headers.ms} ms`);
+    assert.match(keepAlive.received, /^HTTP\/1\.1 200/);
+    assert.ok(keepAlive.ms >= 1000 && keepAlive.ms < 1000 + 2500, `keep-alive closed after ${keepAlive.ms} ms`);
+    t.diagnostic(`headers never ending: 408 after ${Math.round(headers.ms)} ms; idle keep-alive closed after ${Math.round(keepAlive.ms)} ms`);
+    const peak = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${run.child.pid}/status`, 'utf8'))[1];
+    t.diagnostic(`server peak RSS ${Math.round(Number(peak) / 1024)} MB`);
+  } finally {
+    run.child.kill('SIGTERM');
+  }
+  assert.equal((await run.finished).code, 0);
+  fs.rmSync(alive, { recursive: true });
+  fs.rmSync(unnamed, { recursive: true });
+  assertEmptyFolder(uploads, 'the server stopped');
+});
+
+test('a temp folder that does not exist stops the server at start, naming it', async () => {
+  const missing = path.join(folder, 'no-such-folder');
+  const result = await startCli(['serve', modelFile, '--port', '0', '--temp-dir', missing], { env: { VIDEO_RNN_API_KEY: '' } }).finished;
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /E_INVALID_ARGUMENT.*no-such-folder/);
 });

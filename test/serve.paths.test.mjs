@@ -68,3 +68,12 @@ test('a missing file inside DIR is 422, a malformed body 400', async () => {
   await assertError(await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"path": ' }),
     400, 'E_INVALID_ARGUMENT');
 });
+
+test('a JSON body has its own small limit: 1 KB plus 4 KB a path (maxFiles 16: 66,560 bytes), then 413', async () => {
+  const padding = ' '.repeat(70_000);
+  await assertError(await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: `{"path": "link-in.mp4"${padding}}` }), 413, 'E_PAYLOAD_TOO_LARGE');
+  const response = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: `{"path": "link-in.mp4"${' '.repeat(60_000)}}` });
+  assert.equal(response.status, 200, 'a body under the limit passes');
+});

@@ -1,8 +1,9 @@
 // `video-rnn serve <model>`: the Fastify plugin in a server of its own, with pino JSON logs (one
 // request id per request) and a graceful stop: on SIGTERM or SIGINT it stops listening, lets the
-// requests in flight finish within --drain-seconds, and exits 0.
-import { randomUUID } from 'node:crypto';
-import { Command, Option } from 'commander';
+// requests in flight finish within --drain-seconds, and exits 0. It refuses to listen beyond
+// loopback without an API key unless --insecure-no-auth says that is meant.
+import net from 'node:net';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
 import * as parse from './arguments';
@@ -26,6 +27,12 @@ interface ServeFlags {
   allowPaths?: string;
   apiKey?: string;
   tempDir?: string;
+  maxUploads?: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs?: number;
+  keepAliveTimeoutMs: number;
+  insecureNoAuth?: boolean;
   drainSeconds: number;
   logLevel: string;
 }
@@ -50,6 +57,14 @@ export function registerServe(program: Command): void {
     .option('--allow-paths <dir>', 'accept JSON bodies naming video files, read only inside DIR (after symlinks)')
     .option('--api-key <key>', 'require this key (Authorization: Bearer KEY or X-API-Key); or set VIDEO_RNN_API_KEY')
     .option('--temp-dir <dir>', 'where uploads are kept while they are decoded (default: the system temp folder)')
+    .option('--max-uploads <n>', 'requests storing an upload at once; more get 503 before their body is read (default: --max-queue)',
+      parse.positiveInteger)
+    .option('--request-timeout-ms <ms>', 'a request (headers and body) must arrive within this, else 408', parse.positiveInteger, 120_000)
+    .option('--headers-timeout-ms <ms>', 'request headers must arrive within this, else 408', parse.positiveInteger, 10_000)
+    .option('--idle-timeout-ms <ms>', 'a connection with no traffic either way is closed after this (default: --timeout-ms + 10000, at least 60000)',
+      parse.positiveInteger)
+    .option('--keep-alive-timeout-ms <ms>', 'an idle keep-alive connection is closed after this', parse.positiveInteger, 5_000)
+    .option('--insecure-no-auth', 'listen on a non-loopback address without an API key (anyone who reaches it may use it)')
     .option('--drain-seconds <s>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', parse.positiveNumber, 30)
     .addOption(new Option('--log-level <level>', 'pino log level').choices(logLevels).default('info'));
   addDeviceOption(command);
@@ -57,17 +72,49 @@ export function registerServe(program: Command): void {
   command.action(async (modelFile: string, flags: ServeFlags) => serve(modelFile, flags));
 }
 
+const loopback = new net.BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const family = net.isIP(host);
+  return family !== 0 && loopback.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
 async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
+  const apiKey = flags.apiKey ?? (process.env.VIDEO_RNN_API_KEY || undefined);
+  if (!isLoopback(flags.host) && apiKey === undefined && !flags.insecureNoAuth) {
+    throw new InvalidArgumentError(`--host ${flags.host} is reachable from other machines and no API key is set: `
+      + 'give --api-key (or VIDEO_RNN_API_KEY), or --insecure-no-auth to serve anyone who can connect');
+  }
+  const idleTimeoutMs = flags.idleTimeoutMs ?? Math.max(60_000, flags.timeoutMs + 10_000);
   // Loaded here, not at the top, so the other commands do not pay for the HTTP stack.
-  const [{ default: Fastify }, { videoRNNPlugin }] = await Promise.all([import('fastify'), import('../fastify')]);
+  const [{ default: Fastify }, { videoRNNPlugin, videoRNNRequestId }, { removeLiveUploadsSync }] = await Promise.all([
+    import('fastify'), import('../fastify'), import('../serve/http/uploads')]);
   const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads });
   const app = Fastify({
     logger: { level: flags.logLevel },
-    genReqId: () => randomUUID(),
-    requestIdHeader: 'x-request-id',
+    genReqId: videoRNNRequestId,
+    requestIdHeader: false,
     // The plugin checks the size of video bodies itself, as they stream to disk.
     bodyLimit: Math.ceil(flags.maxBodyMb * 2 ** 20),
+    requestTimeout: flags.requestTimeoutMs,
+    connectionTimeout: idleTimeoutMs,
+    keepAliveTimeout: flags.keepAliveTimeoutMs,
+    // Node enforces the request and headers timeouts on this period (30 s by default).
+    http: { headersTimeout: Math.min(flags.headersTimeoutMs, flags.requestTimeoutMs), connectionsCheckingInterval: 1000 },
   });
+  if (!isLoopback(flags.host) && apiKey === undefined) {
+    app.log.warn({ host: flags.host }, '--insecure-no-auth: serving without an API key on an address other machines can reach');
+  }
+  const exitNow = (code: number): never => {
+    const removed = removeLiveUploadsSync();
+    if (removed > 0) app.log.warn({ removed }, 'removed the uploads of requests cut short');
+    process.exit(code);
+  };
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id); });
   let stopping: Promise<void> | undefined;
   try {
@@ -77,25 +124,29 @@ async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
         maxBatchClips: flags.maxBatchClips, maxDelayMs: flags.maxDelayMs, maxQueue: flags.maxQueue, timeoutMs: flags.timeoutMs,
         decodeConcurrency: flags.decodeConcurrency, maxVideoSeconds: flags.maxVideoSeconds,
       },
-      apiKey: flags.apiKey ?? (process.env.VIDEO_RNN_API_KEY || undefined),
+      apiKey,
       maxBodyMB: flags.maxBodyMb,
       maxFiles: flags.maxFiles,
       allowPaths: flags.allowPaths,
       tempDir: flags.tempDir,
+      maxUploads: flags.maxUploads,
+      requestTimeoutMs: flags.requestTimeoutMs,
       precision: precisionInUse(model.device, flags.precision),
     });
     const address = await app.listen({ port: flags.port, host: flags.host });
-    app.log.info({ address, model: modelFile, device: model.device, classes: model.classes.length }, 'ready');
+    app.log.info({ address, model: modelFile, device: model.device, classes: model.classes.length,
+      timeouts: { requestMs: flags.requestTimeoutMs, headersMs: flags.headersTimeoutMs, idleMs: idleTimeoutMs,
+        keepAliveMs: flags.keepAliveTimeoutMs } }, 'ready');
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals): void => {
         if (stopping) {
           app.log.warn({ signal }, 'second signal: exiting without draining');
-          process.exit(exitCodes.interrupted);
+          exitNow(exitCodes.interrupted);
         }
         app.log.info({ signal, drainSeconds: flags.drainSeconds }, 'stopping: no new connections, draining requests in flight');
         const deadline = setTimeout(() => {
           app.log.error({ drainSeconds: flags.drainSeconds }, 'requests still in flight after --drain-seconds: exiting');
-          process.exit(exitCodes.failure);
+          exitNow(exitCodes.failure);
         }, flags.drainSeconds * 1000);
         deadline.unref();
         stopping = app.close().then(() => {

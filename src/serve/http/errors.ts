@@ -1,8 +1,9 @@
-// One JSON error shape for every failure, { error: { code, message } }, and its HTTP status.
+// One JSON error shape for every failure, { error: { code, message, requestId } }, and its HTTP status.
+// A 500 says only what kind of failure it was: LibTorch's message or ffmpeg's path go to the log.
 import { ErrorCode, VideoRNNError } from '../../errors';
 
 /** Codes that exist only over HTTP, next to the library's own. */
-export type HttpOnlyCode = 'E_UNAUTHORIZED' | 'E_FORBIDDEN_PATH' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_INTERNAL';
+export type HttpOnlyCode = 'E_UNAUTHORIZED' | 'E_FORBIDDEN_PATH' | 'E_PAYLOAD_TOO_LARGE' | 'E_UNSUPPORTED_MEDIA_TYPE' | 'E_REQUEST_TIMEOUT' | 'E_INTERNAL';
 export type HttpErrorCode = ErrorCode | HttpOnlyCode;
 
 export class HttpError extends Error {
@@ -16,6 +17,7 @@ const statuses: Partial<Record<HttpErrorCode, number>> = {
   E_INVALID_ARGUMENT: 400,
   E_UNAUTHORIZED: 401,
   E_FORBIDDEN_PATH: 403,
+  E_REQUEST_TIMEOUT: 408,
   E_PAYLOAD_TOO_LARGE: 413,
   E_UNSUPPORTED_MEDIA_TYPE: 415,
   E_VIDEO_DECODE: 422,
@@ -40,6 +42,13 @@ const frameworkCodes: Record<string, HttpErrorCode> = {
   FST_INVALID_MULTIPART_CONTENT_TYPE: 'E_UNSUPPORTED_MEDIA_TYPE',
 };
 
+/** What a 500 of each code tells the client; the error itself is logged. */
+const genericMessages: Partial<Record<HttpErrorCode, string>> = {
+  E_NATIVE: 'the model failed on this request',
+  E_NO_FFMPEG: 'the server cannot decode video',
+  E_IO: 'the server could not read or write a file',
+};
+
 export interface HttpFailure {
   status: number;
   code: HttpErrorCode;
@@ -60,6 +69,13 @@ export function httpFailure(error: unknown): HttpFailure {
   return { status: 500, code: 'E_INTERNAL', message: 'internal error' };
 }
 
-export function errorBody(failure: HttpFailure): { error: { code: string; message: string } } {
-  return { error: { code: failure.code, message: failure.message } };
+/** The failure as a client sees it: a 500 keeps its code and gets a generic message. */
+export function publicFailure(failure: HttpFailure): HttpFailure {
+  if (failure.status < 500 || failure.status === 503 || failure.status === 504) return failure;
+  return { ...failure, message: genericMessages[failure.code] ?? 'internal error' };
+}
+
+export function errorBody(failure: HttpFailure, requestId: string): { error: { code: string; message: string; requestId: string } } {
+  const shown = publicFailure(failure);
+  return { error: { code: shown.code, message: shown.message, requestId } };
 }

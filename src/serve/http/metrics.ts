@@ -7,6 +7,8 @@ import type { BatchEvent, PredictionService } from '../service';
 export interface ServeMetrics {
   registry: prom.Registry;
   observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** An upload refused (503) before its body was read: the service never saw it. */
+  refuseUpload(): void;
   /** Stops listening to the service (when the plugin's app closes). */
   detach(): void;
 }
@@ -46,6 +48,8 @@ export function createMetrics(service: PredictionService, model: VideoRNN, regis
         seenRejections[code] = count ?? 0;
       }
     } });
+  const refusedUploads = new prom.Counter({ name: 'video_rnn_uploads_refused_total',
+    help: 'Uploads refused with 503 before their body was read (queue or max uploads full)', registers });
   const onBatch = (event: BatchEvent): void => {
     batchClips.observe(event.clips);
     batchFrames.observe(event.frames);
@@ -57,6 +61,9 @@ export function createMetrics(service: PredictionService, model: VideoRNN, regis
     observeRequest(route, method, status, seconds) {
       requests.inc({ route, method, status: String(status) });
       latency.observe({ route }, seconds);
+    },
+    refuseUpload() {
+      refusedUploads.inc();
     },
     detach() {
       service.off('batch', onBatch);

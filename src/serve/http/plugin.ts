@@ -10,10 +10,11 @@ import type { VideoRNN } from '../../model';
 import { resolveBackend } from '../../options';
 import type { PredictionServiceOptions } from '../options';
 import { PredictionService } from '../service';
-import { HttpError, errorBody, httpFailure } from './errors';
+import { HttpError, errorBody, httpFailure, publicFailure } from './errors';
 import { createMetrics } from './metrics';
 import { AllowedPaths } from './paths';
 import { registerPredictRoute } from './predict-route';
+import { prepareTempDir } from './uploads';
 
 export interface VideoRNNPluginOptions {
   /** A loaded model: the plugin makes a PredictionService for it and closes that when the app closes. */
@@ -29,8 +30,12 @@ export interface VideoRNNPluginOptions {
   maxFiles?: number;
   /** Paths in a JSON body are read only when they resolve inside this folder; without it JSON bodies are refused. */
   allowPaths?: string;
-  /** Where uploads are stored while they are decoded (default: the system temp folder). */
+  /** Where uploads are stored while they are decoded (default: the system temp folder); checked, and swept of dead servers' uploads, at start. */
   tempDir?: string;
+  /** Requests storing an upload at once; more get 503 before their body is read (default: the service's maxQueue). */
+  maxUploads?: number;
+  /** A request's body must have arrived within this many milliseconds of the request, else 408 (default 120000). */
+  requestTimeoutMs?: number;
   /** What GET /v1/model reports as precision (default: what 'auto' picks for the model's device). */
   precision?: string;
   /** Registry for /metrics (default: a new one per mount). */
@@ -70,6 +75,10 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
   const maxFiles = checkInteger('maxFiles', options.maxFiles ?? 16, 1, 1024);
   const allowed = options.allowPaths === undefined ? undefined : await AllowedPaths.open(checkString('allowPaths', options.allowPaths));
   const tempDir = options.tempDir === undefined ? os.tmpdir() : checkString('tempDir', options.tempDir);
+  const maxUploads = checkInteger('maxUploads', options.maxUploads ?? service.limits.maxQueue, 1, 1_000_000);
+  const requestTimeoutMs = checkInteger('requestTimeoutMs', options.requestTimeoutMs ?? 120_000, 1, 2_147_483_647);
+  const { swept } = await prepareTempDir(tempDir);
+  if (swept.length > 0) app.log.warn({ swept }, 'removed upload folders left by servers that no longer run');
   const precision = options.precision ?? resolveBackend(model.device, 'auto', { available: true, devices: Infinity }).precision;
   const metrics = createMetrics(service, model, options.registry ?? new Registry(), options.processMetrics ?? true);
   const authorized = keyMatcher(options.apiKey);
@@ -84,12 +93,13 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
 
   app.setErrorHandler((error, request, reply) => {
     const failure = httpFailure(error);
-    if (failure.status >= 500 && failure.status !== 503 && failure.status !== 504) request.log.error({ err: error }, 'request failed');
+    if (publicFailure(failure) !== failure) request.log.error({ err: error }, 'request failed');
     if (failure.status === 503) reply.header('retry-after', String(retryAfterSeconds(service)));
     if (failure.status === 401) reply.header('www-authenticate', 'Bearer');
-    // The rest of an oversized body is not worth reading.
-    if (failure.status === 413) reply.header('connection', 'close');
-    return reply.code(failure.status).send(errorBody(failure));
+    // A refusal before the body was read (415, 503, 413) or a trickled body (408): the rest of it is
+    // not worth reading, so the connection ends with the response.
+    if (!request.raw.complete) reply.header('connection', 'close');
+    return reply.code(failure.status).send(errorBody(failure, request.id));
   });
   app.addHook('onRequest', async (request) => {
     if (authorized && request.routeOptions.config.public !== true && !authorized(request)) {
@@ -119,7 +129,11 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
   });
   app.get('/v1/model', async () => ({ classes: model.classes, config: model.config, device: model.device, precision }));
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  registerPredictRoute(app, { service, maxBodyBytes, maxFiles, tempDir, allowed });
+  // JSON bodies name files and nothing else: at most maxFiles paths of PATH_MAX (4096) bytes, plus
+  // room for the brackets. Video bodies are not parsed by Fastify: the route counts their bytes.
+  const maxJsonBytes = 1024 + maxFiles * 4096;
+  registerPredictRoute(app, { service, maxJsonBytes, maxBodyBytes, maxFiles, tempDir, allowed, maxUploads, requestTimeoutMs,
+    onRefused: () => metrics.refuseUpload() });
 }
 
 declare module 'fastify' {

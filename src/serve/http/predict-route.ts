@@ -12,9 +12,15 @@ import { ByteBudget, UploadFolder, formatMegabytes } from './uploads';
 export interface PredictRouteSettings {
   service: PredictionService;
   maxBodyBytes: number;
+  /** The only body Fastify parses (JSON paths) is held to this. */
+  maxJsonBytes: number;
   maxFiles: number;
   tempDir: string;
   allowed: AllowedPaths | undefined;
+  maxUploads: number;
+  requestTimeoutMs: number;
+  /** Told of each upload refused by admission. */
+  onRefused: () => void;
 }
 
 interface Input {
@@ -50,12 +56,12 @@ function renamed(error: unknown, inputs: Input[]): unknown {
 }
 
 async function multipartInputs(request: FastifyRequest, folder: UploadFolder, budget: ByteBudget, maxFiles: number,
-  inputs: Input[]): Promise<void> {
+  inputs: Input[], signal: AbortSignal): Promise<void> {
   const limits = { fileSize: budget.limit, files: maxFiles, fields: 32, fieldSize: 4096, parts: maxFiles + 32 };
   for await (const part of request.parts({ limits })) {
     if (part.type !== 'file') continue;
     const file = part as MultipartFile;
-    const stored = await folder.save(file.file, budget);
+    const stored = await folder.save(file.file, budget, signal);
     if (file.file.truncated) throw new HttpError('E_PAYLOAD_TOO_LARGE', `${file.filename} is larger than ${formatMegabytes(budget.limit)}`);
     inputs.push({ path: stored, name: file.filename || file.fieldname });
   }
@@ -72,15 +78,41 @@ async function jsonInputs(body: unknown, allowed: AllowedPaths, maxFiles: number
   }
 }
 
+/** Rejects with the signal's reason once it fires. */
+function whenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
 export function registerPredictRoute(app: FastifyInstance, settings: PredictRouteSettings): void {
-  const { service, maxBodyBytes, maxFiles, allowed } = settings;
-  app.post('/v1/predict', { bodyLimit: maxBodyBytes }, async (request: FastifyRequest, reply: FastifyReply) => {
+  const { service, maxBodyBytes, maxFiles, allowed, maxUploads, requestTimeoutMs } = settings;
+  // Requests admitted to store an upload and not yet done storing it.
+  let receiving = 0;
+
+  /** Admission before storage: an upload that could not be queued once stored is refused unread. */
+  const admit = (): void => {
+    const { queued } = service.stats;
+    if (!service.accepting || receiving >= maxUploads || queued + receiving >= service.limits.maxQueue) {
+      settings.onRefused();
+      throw new VideoRNNError('E_OVERLOADED', `the server holds ${queued} queued clips and ${receiving} uploads in progress `
+        + `(at most ${service.limits.maxQueue} and ${maxUploads}); retry later`);
+    }
+  };
+
+  app.post('/v1/predict', {
+    bodyLimit: settings.maxJsonBytes,
+    // Runs before any body parser: a type the route refuses is never read.
+    onRequest: async (request) => { bodyKind(request, allowed); },
+  }, async (request: FastifyRequest, reply: FastifyReply) => {
     const topK = topOf(request.query, service.model.classes.length);
     const kind = bodyKind(request, allowed);
     const declared = Number(request.headers['content-length']);
     if (kind !== 'json' && declared > maxBodyBytes) {
       throw new HttpError('E_PAYLOAD_TOO_LARGE', `the request body is larger than ${formatMegabytes(maxBodyBytes)} (--max-body-mb)`);
     }
+    if (kind !== 'json') admit();
     // A client that goes away frees its place in the queue (and stops its decode).
     const controller = new AbortController();
     const onClose = (): void => {
@@ -88,12 +120,29 @@ export function registerPredictRoute(app: FastifyInstance, settings: PredictRout
     };
     reply.raw.once('close', onClose);
     const inputs: Input[] = [];
-    const folder = kind === 'json' ? undefined : await UploadFolder.create(settings.tempDir);
+    let folder: UploadFolder | undefined;
     try {
-      const budget = new ByteBudget(maxBodyBytes);
-      if (kind === 'raw') inputs.push({ path: await folder!.save(request.body as Readable, budget), name: 'body' });
-      else if (kind === 'multipart') await multipartInputs(request, folder!, budget, maxFiles, inputs);
-      else await jsonInputs(request.body, allowed!, maxFiles, inputs);
+      if (kind === 'json') {
+        await jsonInputs(request.body, allowed!, maxFiles, inputs);
+      } else {
+        receiving += 1;
+        const clock = new AbortController();
+        const timer = setTimeout(() => clock.abort(new HttpError('E_REQUEST_TIMEOUT',
+          `the request body did not arrive within ${requestTimeoutMs} ms`)), Math.max(0, requestTimeoutMs - reply.elapsedTime));
+        try {
+          folder = await UploadFolder.create(settings.tempDir);
+          const budget = new ByteBudget(maxBodyBytes);
+          const storing = kind === 'raw'
+            ? folder.save(request.body as Readable, budget, clock.signal).then((path) => { inputs.push({ path, name: 'body' }); })
+            : multipartInputs(request, folder, budget, maxFiles, inputs, clock.signal);
+          // A multipart body that stalls between parts is not inside a save: the race ends the wait.
+          storing.catch(() => undefined);
+          await Promise.race([storing, whenAborted(clock.signal)]);
+        } finally {
+          clearTimeout(timer);
+          receiving -= 1;
+        }
+      }
       if (inputs.length === 0) throw invalidArgument('body', 'a video', 'an empty body');
       const predictions = await service.predict(inputs.map((input) => input.path), { topK, signal: controller.signal });
       return { predictions };
