@@ -8,6 +8,7 @@ import type { Device, Precision } from '../options';
 import * as parse from './arguments';
 import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { exitCodes } from './errors';
+import { videoLimits } from '../video/limits';
 
 interface ServeFlags {
   port: number;
@@ -60,6 +61,8 @@ export function registerServe(program: Command): void {
 async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top, so the other commands do not pay for the HTTP stack.
   const [{ default: Fastify }, { videoRNNPlugin }] = await Promise.all([import('fastify'), import('../fastify')]);
+  // Every decode then checks the decoded timestamps too, and refuses a video that states no duration.
+  videoLimits({ maxVideoSeconds: flags.maxVideoSeconds });
   const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads });
   const app = Fastify({
     logger: { level: flags.logLevel },
