@@ -3,7 +3,7 @@ import type { Clip } from '../clip';
 import { VideoRNNError, checkInteger, checkString, throwIfAborted } from '../errors';
 import { locateFfmpeg } from './ffmpeg';
 import { AllFrames, type ClipFrames, type FrameSink, SampledFrames, largestClipBytes, tooLarge } from './frames';
-import { type VideoLimits, inputGuards, refusalFrom, resolveLimits } from './limits';
+import { type VideoLimits, checkBeforeDecoding, inputGuards, refusalFrom, resolveLimits } from './limits';
 import { ffmpegInput, probeStreamCached, statVideo, type VideoInfo, type VideoStream } from './probe';
 import { lastLine, runFfmpeg } from './process';
 import {
@@ -96,25 +96,6 @@ async function decodePass(
   return { received: sink.framesSeen, clip: sink.result(), stderr };
 }
 
-/** Refuses, before decoding, a clip that the limits rule out from its header alone. */
-function checkHeader(what: string, stream: VideoStream, settings: DecodeSettings, limits: VideoLimits): void {
-  const count = settings.frames ?? settings.maxFrames;
-  if (count !== undefined && count > limits.maxClipFrames) {
-    throw new VideoRNNError('E_INVALID_ARGUMENT', `${what}: ${settings.frames !== undefined ? 'frames' : 'maxFrames'} ` +
-      `asks for ${count} frames, more than maxClipFrames (${limits.maxClipFrames}) allows`);
-  }
-  const seconds = limits.maxVideoSeconds;
-  if (seconds === null) return;
-  if (!(stream.duration > 0)) {
-    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: the video states no duration, and maxVideoSeconds ` +
-      `(${seconds} s) is set`);
-  }
-  if (stream.duration > seconds) {
-    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: the video lasts ${stream.duration.toFixed(1)} s; ` +
-      `videos of at most ${seconds} s are accepted (maxVideoSeconds)`);
-  }
-}
-
 /**
  * Decodes a video file into RGB24 frames. Sampling happens in two steps: `fps` (if set) resamples the
  * stream in ffmpeg, then `frames` or `maxFrames` picks evenly spread frames from what that produced,
@@ -133,7 +114,7 @@ export async function decodeVideo(path: string, options?: DecodeOptions): Promis
     const budget = new Budget(settings.timeout);
     const stream = await probeStreamCached(ffprobe, file, stats,
       { signal: settings.signal, timeoutMs: budget.take(defaultProbeTimeout), limits });
-    checkHeader(what, stream, settings, limits);
+    checkBeforeDecoding(what, stream, settings, limits);
     const geometry = outputGeometry(stream, settings);
     const frameBytes = geometry.width * geometry.height * 3;
     const expected = expectedStreamFrames(stream, settings);

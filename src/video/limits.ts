@@ -6,6 +6,7 @@
  * rising order of precedence.
  */
 import { VideoRNNError, checkInteger, checkNumber, invalidArgument } from '../errors';
+import type { VideoInfo } from './probe';
 
 /**
  * ffmpeg demuxer names (`ffmpeg -demuxers`, the same in 5.1 and 7.1). ffmpeg matches each
@@ -168,4 +169,28 @@ export function refusalFrom(lines: readonly string[], what: string): VideoRNNErr
   return null;
 }
 
-export const limitVariables = environment;
+/**
+ * Refuses, before decoding, a clip that the limits rule out from its probe alone. The probe's duration
+ * is the header's, or frames / fps when the header states none (raw H.264, some WebM); a video with
+ * neither cannot be measured before it is decoded, so it is refused where a limit is set. Decoded
+ * timestamps are checked as well, while ffmpeg runs (decode.ts).
+ */
+export function checkBeforeDecoding(what: string, stream: Pick<VideoInfo, 'duration'>,
+  settings: { frames?: number; maxFrames?: number }, limits: VideoLimits): void {
+  const count = settings.frames ?? settings.maxFrames;
+  if (count !== undefined && count > limits.maxClipFrames) {
+    throw new VideoRNNError('E_INVALID_ARGUMENT', `${what}: ${settings.frames !== undefined ? 'frames' : 'maxFrames'} ` +
+      `asks for ${count} frames, more than maxClipFrames (${limits.maxClipFrames}) allows`);
+  }
+  const seconds = limits.maxVideoSeconds;
+  if (seconds === null) return;
+  if (!(stream.duration > 0)) {
+    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: the video states no duration, and maxVideoSeconds ` +
+      `(${seconds} s) is set`);
+  }
+  if (stream.duration > seconds) {
+    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: the video lasts ${stream.duration.toFixed(1)} s; ` +
+      `videos of at most ${seconds} s are accepted (maxVideoSeconds)`);
+  }
+}
+
