@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { VideoRNN } from '../dist/index.js';
-import { startCli } from './cli.run.mjs';
+import { runCli, startCli } from './cli.run.mjs';
 import { connectionCounter, dashManifest, ffconcatList, hlsPlaylist, understateMp4 } from './helpers/hostile.mjs';
 import { renderColourSegments, runFfmpeg, temporaryFolder } from './helpers/media.mjs';
 import { json } from './helpers/serve.mjs';
@@ -206,4 +206,16 @@ test('a model sampling maxFrames: the long file decodes to evenly spread frames;
   const gif = ffmpegFile('clip.gif', ['-f', 'lavfi', '-i', 'color=c=red:s=32x32:r=4:d=1']);
   await runCase(server, rows, 'GIF with --video-formats default,gif', () => upload(server.url, gif), { status: 200 });
   report(t, 'hostile uploads, a model sampling maxFrames 8:', rows);
+});
+
+test('the command line: --max-clip-frames refuses a longer clip, a higher value admits it', async () => {
+  const modelFile = path.join(folder, 'model.safetensors');
+  // The normal clip has 8 frames; the model reads every frame.
+  const refused = await runCli(['predict', modelFile, normal, '--json', '--max-clip-frames', '5']);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /E_VIDEO_DECODE: .*more than 5 frames \(maxClipFrames\)/);
+  const admitted = await runCli(['--max-clip-frames', '8', 'predict', modelFile, normal, '--json']);
+  assert.equal(admitted.code, 0, admitted.stderr);
+  const [prediction] = JSON.parse(admitted.stdout).predictions;
+  assert.ok(Math.abs(prediction.probabilities.left - expected.probabilities.left) < 1e-5);
 });

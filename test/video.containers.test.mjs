@@ -102,3 +102,30 @@ test('bad limits are E_INVALID_ARGUMENT', async () => {
   assert.throws(() => videoLimits({ formats: ['a b'] }), { code: 'E_INVALID_ARGUMENT' });
   assert.throws(() => videoLimits({ maxFrames: 3 }), { code: 'E_INVALID_ARGUMENT' });
 });
+
+test('each limit comes from the call, else videoLimits(), else its environment variable, else the default', async () => {
+  const file = path.join(folder, 'clip.mp4'); // 40 frames of 64x48, 4 s
+  const cases = [
+    { variable: 'VIDEO_RNN_MAX_CLIP_FRAMES', key: 'maxClipFrames', refuses: '30', admits: 40, message: /more than 30 frames/ },
+    { variable: 'VIDEO_RNN_MAX_PIXELS', key: 'maxPixels', refuses: '3000', admits: 64 * 48, message: /maxPixels/ },
+    { variable: 'VIDEO_RNN_MAX_VIDEO_SECONDS', key: 'maxVideoSeconds', refuses: '2', admits: 5, message: /maxVideoSeconds/ },
+  ];
+  assert.equal(videoLimits().maxClipFrames, 3000);
+  assert.equal(videoLimits().maxPixels, 7680 * 4320);
+  assert.equal(videoLimits().maxVideoSeconds, null);
+  for (const { variable, key, refuses, admits, message } of cases) {
+    process.env[variable] = refuses;
+    try {
+      assert.match((await rejectsWithCode(decodeVideo(file, { size: 16 }), 'E_VIDEO_DECODE')).message, message, variable);
+      assert.equal((await decodeVideo(file, { size: 16, [key]: admits })).frames, 40, `${key} in the call wins`);
+      videoLimits({ [key]: admits });
+      assert.equal((await decodeVideo(file, { size: 16 })).frames, 40, `videoLimits({ ${key} }) wins over ${variable}`);
+      resetVideoLimits();
+      process.env[variable] = 'many';
+      await assert.rejects(decodeVideo(file), { code: 'E_INVALID_ARGUMENT' }, `a bad ${variable} is named`);
+    } finally {
+      delete process.env[variable];
+      resetVideoLimits();
+    }
+  }
+});
