@@ -10,8 +10,10 @@ export { VideoRNNError } from './errors';
 export type { ErrorCode } from './errors';
 export { backendInfo } from './backend';
 export type { BackendInfo, CpuBf16 } from './backend';
-export { decodeVideo, probeVideo, decodeConcurrency, setFfmpegPath, locateFfmpeg, ffmpegPath, ffprobePath } from './video';
-export type { DecodeOptions, ProbeOptions, VideoInfo, FfmpegBinaries, FfmpegPathOptions, FfmpegSource } from './video';
+export {
+  decodeVideo, probeVideo, decodeConcurrency, setFfmpegPath, locateFfmpeg, ffmpegPath, ffprobePath, videoLimits, defaultVideoFormats,
+} from './video';
+export type { DecodeOptions, ProbeOptions, VideoInfo, FfmpegBinaries, FfmpegPathOptions, FfmpegSource, VideoLimits } from './video';
 export { VideoFolderDataset, ManifestDataset, FileDataset, SubsetDataset, split, makeSyntheticDataset } from './data';
 export type { Dataset, Sample, VideoSource } from './data';
 export { loadBackboneWeights, readSafetensors, writeSafetensors, readTorchFile } from './weights';

@@ -80,7 +80,8 @@ test('a video whose frames are all damaged (zero decodable frames) is E_VIDEO_DE
 });
 
 test('an audio-only file is E_VIDEO_DECODE naming the streams it has', async () => {
-  const audio = path.join(folder, 'tone.wav');
+  // Matroska: an allowed container, so the probe gets as far as the streams (WAV is not a video container).
+  const audio = path.join(folder, 'tone.mka');
   execFileSync('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'lavfi', '-i', 'sine=d=0.5', audio]);
   const error = await rejectsWithCode(decodeVideo(audio), 'E_VIDEO_DECODE');
   assert.match(error.message, /no video stream \(streams: audio\)/);
@@ -91,7 +92,7 @@ test('a directory passed as a video is E_VIDEO_DECODE', async () => {
   const directory = path.join(folder, 'a folder.mp4');
   fs.mkdirSync(directory);
   const error = await rejectsWithCode(decodeVideo(directory), 'E_VIDEO_DECODE');
-  assert.match(error.message, /Is a directory/);
+  assert.match(error.message, /is a directory/);
 });
 
 test('bad options are E_INVALID_ARGUMENT before any process starts', async () => {
@@ -166,14 +167,14 @@ test('an already-aborted signal, and an abort while queued, reject without start
   assert.deepEqual(ffmpegChildren(), []);
 });
 
-test('a file that never delivers data times out with E_VIDEO_DECODE instead of hanging', async () => {
+test('a FIFO is refused with E_VIDEO_DECODE before ffmpeg or ffprobe opens it, instead of hanging', async () => {
   const fifo = path.join(folder, 'never-written.mp4');
   execFileSync('mkfifo', [fifo]);
   const started = Date.now();
-  const error = await rejectsWithCode(decodeVideo(fifo, { timeout: 400 }), 'E_VIDEO_DECODE');
-  assert.match(error.message, /timed out after 0\.4 s/);
-  assert.ok(Date.now() - started < 5000, 'the timeout fired');
-  await rejectsWithCode(probeVideo(fifo, { timeout: 300 }), 'E_VIDEO_DECODE');
+  const error = await rejectsWithCode(decodeVideo(fifo), 'E_VIDEO_DECODE');
+  assert.match(error.message, /is a FIFO/);
+  await rejectsWithCode(probeVideo(fifo), 'E_VIDEO_DECODE');
+  assert.ok(Date.now() - started < 2000, `refused at once, not by a timeout (${Date.now() - started} ms)`);
   assert.deepEqual(ffmpegChildren(), []);
 });
 

@@ -9,6 +9,7 @@ import { packageVersion } from './package-info';
 import { registerPredict } from './predict';
 import { registerServe } from './serve';
 import { registerTrain } from './train';
+import { applyVideoFlags, addVideoOptions } from './video-options';
 
 export function buildProgram(): Command {
   const program = new Command('video-rnn')
@@ -20,6 +21,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => undefined })
     .exitOverride()
     .showSuggestionAfterError(true);
+  addVideoOptions(program);
+  // Every command that decodes reads the same limits; set once, before the command runs.
+  program.hook('preAction', (_program, command) => applyVideoFlags(command.optsWithGlobals()));
   registerDemo(program);
   registerTrain(program);
   registerFineTune(program);

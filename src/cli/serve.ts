@@ -9,6 +9,7 @@ import type { Device, Precision } from '../options';
 import * as parse from './arguments';
 import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { exitCodes } from './errors';
+import { videoLimits } from '../video/limits';
 
 interface ServeFlags {
   port: number;
@@ -94,6 +95,8 @@ async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top, so the other commands do not pay for the HTTP stack.
   const [{ default: Fastify }, { videoRNNPlugin, videoRNNRequestId }, { removeLiveUploadsSync }] = await Promise.all([
     import('fastify'), import('../fastify'), import('../serve/http/uploads')]);
+  // Every decode then checks the decoded timestamps too, and refuses a video that states no duration.
+  videoLimits({ maxVideoSeconds: flags.maxVideoSeconds });
   const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads });
   const app = Fastify({
     logger: { level: flags.logLevel },

@@ -7,7 +7,7 @@ import type { Clip } from '../clip';
 import { ErrorCode, VideoRNNError, checkInteger, checkString, invalidArgument } from '../errors';
 import { VideoInput, checkClip } from '../inputs';
 import type { Prediction, VideoRNN } from '../model';
-import { decodeVideo, probeVideo } from '../video';
+import { decodeVideo } from '../video';
 import { onAbort } from '../video/abort';
 import { Semaphore } from '../video/semaphore';
 import { PredictionServiceOptions, ServiceLimits, resolveLimits } from './options';
@@ -203,16 +203,11 @@ export class PredictionService extends EventEmitter {
       if (call.settled) return;
       this.decodingNow += 1;
       try {
+        // decodeVideo checks the stated duration before decoding and the decoded timestamps while it
+        // decodes, and refuses a video that states none: one process start, not a probe and a decode.
         const { maxVideoSeconds } = this.limits;
-        if (maxVideoSeconds !== undefined) {
-          const info = await probeVideo(file, { signal });
-          if (info.duration > maxVideoSeconds) {
-            throw new VideoRNNError('E_VIDEO_DECODE',
-              `"${file}" lasts ${info.duration.toFixed(1)} s; videos of at most ${maxVideoSeconds} s are accepted (maxVideoSeconds)`);
-          }
-        }
         const { frameSize, sampling } = this.model.config;
-        const clip = await decodeVideo(file, { size: frameSize, ...sampling, signal });
+        const clip = await decodeVideo(file, { size: frameSize, ...sampling, signal, ...(maxVideoSeconds === undefined ? {} : { maxVideoSeconds }) });
         this.counts.videosDecoded += 1;
         if (!call.settled) this.markReady(item, clip);
       } finally {

@@ -2,12 +2,13 @@ import os from 'node:os';
 import type { Clip } from '../clip';
 import { VideoRNNError, checkInteger, checkString, throwIfAborted } from '../errors';
 import { locateFfmpeg } from './ffmpeg';
-import { FrameCollector, largestClipBytes, tooLarge } from './frames';
+import { AllFrames, type ClipFrames, type FrameSink, SampledFrames, largestClipBytes, tooLarge } from './frames';
+import { type VideoLimits, checkBeforeDecoding, inputGuards, refusalFrom, resolveLimits } from './limits';
 import { ffmpegInput, probeStreamCached, statVideo, type VideoInfo, type VideoStream } from './probe';
 import { lastLine, runFfmpeg } from './process';
 import {
-  type DecodeOptions, type ProbeOptions, defaultDecodeTimeout, defaultProbeTimeout,
-  expectedStreamFrames, outputGeometry, parseDecodeOptions, parseProbeOptions, selectionFor,
+  type DecodeOptions, type DecodeSettings, type ProbeOptions, defaultDecodeTimeout, defaultProbeTimeout,
+  expectedStreamFrames, outputGeometry, parseDecodeOptions, parseProbeOptions,
 } from './sampling';
 import { Semaphore } from './semaphore';
 import { tuning } from '../tuning';
@@ -54,25 +55,28 @@ function threadOptions(): string[] {
 interface Pass {
   /** Frames ffmpeg sent (after fps resampling, before selection). */
   received: number;
-  /** Null when the selection was computed for a different frame count than arrived. */
-  clip: { data: Uint8Array; frames: number } | null;
+  clip: ClipFrames;
   stderr: string[];
 }
 
+/** Decoded timestamps may run this far past maxVideoSeconds: the last frame's duration, a header's rounding. */
+const decodedTimeSlack = 1;
+
 async function decodePass(
-  ffmpeg: string, file: string, stream: VideoStream, settings: DecodeOptions,
-  assumedTotal: number | null, timeoutMs: number,
+  ffmpeg: string, file: string, stream: VideoStream, settings: DecodeSettings, limits: VideoLimits,
+  claimed: number | null, timeoutMs: number,
 ): Promise<Pass> {
   const what = `Decoding "${file}"`;
   const geometry = outputGeometry(stream, settings);
   const frameBytes = geometry.width * geometry.height * 3;
-  const selection = assumedTotal === null ? null : selectionFor(assumedTotal, settings);
-  const collector = new FrameCollector(frameBytes, selection, what);
+  const count = settings.frames ?? settings.maxFrames;
+  const sink: FrameSink = count === undefined ? new AllFrames(frameBytes, limits.maxClipFrames, what)
+    : new SampledFrames(frameBytes, count, settings.frames !== undefined, claimed);
   const stderr = await runFfmpeg({
     binary: ffmpeg,
     input: ffmpegInput(file),
     // -nostdin: ffmpeg otherwise watches stdin for key presses. Errors only, so the last line is the cause.
-    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...threadOptions()],
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...inputGuards(limits), ...threadOptions()],
     outputOptions: [
       '-map', `0:${stream.streamIndex}`,
       '-vf', geometry.filters.join(','),
@@ -81,27 +85,26 @@ async function decodePass(
       '-pix_fmt', 'rgb24',
       '-f', 'rawvideo',
     ],
-    output: { onData: collector.onData },
+    output: { onData: sink.onData },
     niceness: tuning().decodeNice,
     signal: settings.signal,
     timeoutMs,
     what,
+    ...(limits.maxVideoSeconds === null ? {}
+      : { maxOutputSeconds: limits.maxVideoSeconds + decodedTimeSlack, maxOutputReason: `maxVideoSeconds is ${limits.maxVideoSeconds} s` }),
   });
-  const received = collector.framesSeen;
-  if (selection !== null) {
-    const clip = received === assumedTotal ? { data: collector.selected(), frames: selection.length } : null;
-    return { received, clip, stderr };
-  }
-  return { received, clip: collector.all(selectionFor(received, settings)), stderr };
+  return { received: sink.framesSeen, clip: sink.result(), stderr };
 }
 
 /**
  * Decodes a video file into RGB24 frames. Sampling happens in two steps: `fps` (if set) resamples the
- * stream in ffmpeg, then `frames` or `maxFrames` picks evenly spread frames from what that produced.
+ * stream in ffmpeg, then `frames` or `maxFrames` picks evenly spread frames from what that produced,
+ * in one pass whatever the container claims (src/video/frames.ts).
  */
 export async function decodeVideo(path: string, options?: DecodeOptions): Promise<Clip> {
   const file = checkString('path', path);
   const settings = parseDecodeOptions(options);
+  const limits = resolveLimits(settings.limits);
   const what = `Decoding "${file}"`;
   throwIfAborted(settings.signal, what);
   const { ffmpeg, ffprobe } = locateFfmpeg();
@@ -110,34 +113,27 @@ export async function decodeVideo(path: string, options?: DecodeOptions): Promis
   try {
     const budget = new Budget(settings.timeout);
     const stream = await probeStreamCached(ffprobe, file, stats,
-      { signal: settings.signal, timeoutMs: budget.take(defaultProbeTimeout) });
+      { signal: settings.signal, timeoutMs: budget.take(defaultProbeTimeout), limits });
+    checkBeforeDecoding(what, stream, settings, limits);
     const geometry = outputGeometry(stream, settings);
     const frameBytes = geometry.width * geometry.height * 3;
     const expected = expectedStreamFrames(stream, settings);
-    const outputFrames = settings.frames ?? Math.min(expected ?? 1, settings.maxFrames ?? Infinity);
+    const outputFrames = settings.frames ?? Math.min(expected ?? 1, settings.maxFrames ?? limits.maxClipFrames);
     if (outputFrames * frameBytes > largestClipBytes) throw tooLarge(what, outputFrames * frameBytes);
 
-    const decodeTimeout = defaultDecodeTimeout(stream);
-    let pass = await decodePass(ffmpeg, file, stream, settings, expected, budget.take(decodeTimeout));
+    const pass = await decodePass(ffmpeg, file, stream, settings, limits, expected, budget.take(defaultDecodeTimeout(stream)));
     if (pass.received === 0) {
-      throw new VideoRNNError('E_VIDEO_DECODE', `${what}: no frame could be decoded: ${lastLine(pass.stderr)}`);
+      throw refusalFrom(pass.stderr, what) ??
+        new VideoRNNError('E_VIDEO_DECODE', `${what}: no frame could be decoded: ${lastLine(pass.stderr)}`);
     }
     // ffmpeg logs errors but exits 0 on a cut-off file; fewer frames than the header promises plus an
     // error is how a truncated or damaged file shows.
     if (expected !== null && pass.received < expected && pass.stderr.length > 0) {
-      throw new VideoRNNError('E_VIDEO_DECODE', `${what}: the file is truncated or damaged ` +
+      throw refusalFrom(pass.stderr, what) ?? new VideoRNNError('E_VIDEO_DECODE', `${what}: the file is truncated or damaged ` +
         `(decoded ${pass.received} of ${expected} frames): ${lastLine(pass.stderr)}`);
     }
-    if (pass.clip === null) {
-      // The estimate was off, so the chosen indices were wrong; the count is now known, and a second
-      // pass over the same input yields the same frames.
-      const actual = pass.received;
-      pass = await decodePass(ffmpeg, file, stream, settings, actual, budget.take(decodeTimeout));
-      if (pass.clip === null) {
-        throw new VideoRNNError('E_VIDEO_DECODE', `${what}: ffmpeg returned ${actual} and then ` +
-          `${pass.received} frames for the same input: ${lastLine(pass.stderr)}`);
-      }
-    }
+    const refusal = refusalFrom(pass.stderr, what);
+    if (refusal !== null) throw refusal;
     return { data: pass.clip.data, frames: pass.clip.frames, height: geometry.height, width: geometry.width };
   } catch (error) {
     throw withCallerStack(error);
@@ -157,7 +153,7 @@ export async function probeVideo(path: string, options?: ProbeOptions): Promise<
   const release = await slots.acquire(settings.signal, what);
   try {
     const stream = await probeStreamCached(ffprobe, file, stats, {
-      signal: settings.signal, timeoutMs: settings.timeout ?? defaultProbeTimeout,
+      signal: settings.signal, timeoutMs: settings.timeout ?? defaultProbeTimeout, limits: resolveLimits(settings.limits),
     });
     return { duration: stream.duration, fps: stream.fps, width: stream.width, height: stream.height, frames: stream.frames };
   } catch (error) {

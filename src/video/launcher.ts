@@ -19,6 +19,8 @@ export interface RemoteFfmpegJob {
   outputOptions: string[];
   output: { file: string } | { pipe: true };
   niceness?: number;
+  maxOutputSeconds?: number;
+  maxOutputReason?: string;
   timeoutMs: number;
   what: string;
   cwd: string;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { VideoRNNError } from '../errors';
+import { type VideoLimits, inputGuards } from './limits';
 import { runFfprobe } from './process';
 
 /** What probeVideo reports. Width and height are as displayed: a rotated phone video reports its upright size. */
@@ -24,6 +25,7 @@ export interface VideoStream extends VideoInfo {
 interface ProbeLimits {
   signal?: AbortSignal;
   timeoutMs: number;
+  limits: VideoLimits;
 }
 
 interface ProbedStream {
@@ -51,10 +53,15 @@ export function ffmpegInput(file: string): string {
   return 'file:' + path.resolve(file);
 }
 
-/** Missing files get their own code; anything else that stat rejects is left for ffmpeg to explain. */
+/**
+ * Missing files get their own code, and anything but a regular file is refused before ffmpeg sees
+ * it: a FIFO, a socket or a device can block an open for ever or never end. Anything else that stat
+ * rejects is left for ffmpeg to explain.
+ */
 export async function statVideo(file: string): Promise<fs.Stats | null> {
+  let stats: fs.Stats;
   try {
-    return await fs.promises.stat(file);
+    stats = await fs.promises.stat(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -62,6 +69,12 @@ export async function statVideo(file: string): Promise<fs.Stats | null> {
     }
     return null;
   }
+  if (!stats.isFile()) {
+    const kind = stats.isDirectory() ? 'a directory' : stats.isFIFO() ? 'a FIFO' : stats.isSocket() ? 'a socket'
+      : stats.isCharacterDevice() || stats.isBlockDevice() ? 'a device' : 'not a regular file';
+    throw new VideoRNNError('E_VIDEO_DECODE', `"${file}" is ${kind}; only regular files are read`);
+  }
+  return stats;
 }
 
 function parseRate(text: string | undefined): number {
@@ -95,10 +108,10 @@ function parseReport(text: string, what: string): ProbeReport {
 /** Probes the first real video stream (cover art in audio files is a one-frame "video" and does not count). */
 export async function probeStream(ffprobe: string, file: string, limits: ProbeLimits): Promise<VideoStream> {
   const what = `Probing "${file}"`;
-  const common = ['-v', 'error', '-hide_banner', '-print_format', 'json'];
+  const common = ['-v', 'error', '-hide_banner', ...inputGuards(limits.limits), '-print_format', 'json'];
+  const run = { binary: ffprobe, what, signal: limits.signal, timeoutMs: limits.timeoutMs };
   const report = parseReport(await runFfprobe({
-    binary: ffprobe, what, ...limits,
-    args: [...common, '-show_format', '-show_streams', ffmpegInput(file)],
+    ...run, args: [...common, '-show_format', '-show_streams', ffmpegInput(file)],
   }), what);
   const streams = report.streams ?? [];
   const video = streams.find((stream) => stream.codec_type === 'video' && stream.disposition?.attached_pic !== 1);
@@ -112,13 +125,16 @@ export async function probeStream(ffprobe: string, file: string, limits: ProbeLi
   if (width <= 0 || height <= 0) {
     throw new VideoRNNError('E_VIDEO_DECODE', `${what}: the video stream has no frame size (${width}x${height})`);
   }
+  if (width * height > limits.limits.maxPixels) {
+    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: frames of ${width}x${height} have more than ` +
+      `${limits.limits.maxPixels} pixels (maxPixels; --max-pixels or VIDEO_RNN_MAX_PIXELS raises it)`);
+  }
 
   let frames = parseCount(video.nb_frames);
   if (!Number.isFinite(frames) || frames <= 0) {
     // Matroska, WebM and MPEG-TS headers carry no frame count; counting packets only demuxes, it does not decode.
     const counted = parseReport(await runFfprobe({
-      binary: ffprobe, what, ...limits,
-      args: [...common, '-count_packets', '-select_streams', String(video.index),
+      ...run, args: [...common, '-count_packets', '-select_streams', String(video.index),
         '-show_entries', 'stream=nb_read_packets', ffmpegInput(file)],
     }), what);
     frames = parseCount(counted.streams?.[0]?.nb_read_packets);
@@ -155,10 +171,15 @@ const probeCacheEntries = 4096;
 export async function probeStreamCached(ffprobe: string, file: string, stats: fs.Stats | null,
   limits: ProbeLimits): Promise<VideoStream> {
   if (stats === null || !stats.isFile()) return probeStream(ffprobe, file, limits);
-  const key = `${ffprobe}\0${path.resolve(file)}`;
+  // The formats allowed decide whether ffprobe reads the file at all; the pixel limit is checked again below.
+  const key = `${ffprobe}\0${limits.limits.formats.join(',')}\0${path.resolve(file)}`;
   const version = `${stats.size}:${stats.mtimeMs}:${stats.ino}`;
   const known = probeCache.get(key);
-  if (known !== undefined && known.version === version) return known.stream;
+  if (known !== undefined && known.version === version) {
+    const { width, height } = known.stream;
+    if (width * height > limits.limits.maxPixels) return probeStream(ffprobe, file, limits);
+    return known.stream;
+  }
   const stream = await probeStream(ffprobe, file, limits);
   probeCache.delete(key);
   probeCache.set(key, { version, stream });

@@ -10,6 +10,7 @@ import { VideoRNNError } from '../errors';
 import { tuning } from '../tuning';
 import { onAbort } from './abort';
 import { runRemote, startLauncher } from './launcher';
+import { refusalFrom } from './limits';
 
 export interface ProcessLimits {
   signal?: AbortSignal;
@@ -34,6 +35,13 @@ export interface FfmpegJob extends ProcessLimits {
   output: { file: string } | { onData: (chunk: Buffer) => void };
   /** Scheduling niceness for the process (0: as this process), set right after it starts. */
   niceness?: number;
+  /**
+   * Stops ffmpeg with E_VIDEO_DECODE once its output's timestamps pass this many seconds, read from
+   * its `-progress` reports (twice a second, and once at the end): decoded time, not the header's.
+   */
+  maxOutputSeconds?: number;
+  /** Names the option that maxOutputSeconds comes from, for the error message. */
+  maxOutputReason?: string;
 }
 
 export interface FfprobeJob extends ProcessLimits {
@@ -198,6 +206,8 @@ export function runFfmpegHere(job: FfmpegJob): Promise<string[]> {
         const message = cause instanceof Error ? cause.message : String(cause);
         const missing = cause instanceof Error ? spawnFailure(job.binary, cause) : null;
         if (missing !== null) return reject(missing);
+        const refusal = refusalFrom(lines, job.what);
+        if (refusal !== null) return reject(refusal);
         const exit = /ffmpeg exited with code (\d+)/.exec(message);
         const reason = exit !== null ? `ffmpeg exited with code ${exit[1]}` : message.split('\n')[0];
         reject(new VideoRNNError('E_VIDEO_DECODE', `${job.what} failed (${reason}): ${lastLine(lines)}`,
@@ -236,14 +246,26 @@ export function runFfmpegHere(job: FfmpegJob): Promise<string[]> {
       // any element that holds a single space into two arguments.
       // With no input, the global options lead the output's.
       if (job.input !== undefined) command.input(job.input).inputOptions(...job.inputOptions);
+      // Progress reports (key=value lines) share stderr with errors; the handler above tells them apart.
+      const progress = job.maxOutputSeconds === undefined ? [] : ['-progress', 'pipe:2', '-stats_period', '0.5'];
       command.output(target)
-        .outputOptions(...(job.input !== undefined ? job.outputOptions : [...job.inputOptions, ...job.outputOptions]));
+        .outputOptions(...(job.input !== undefined ? [...job.outputOptions, ...progress]
+          : [...job.inputOptions, ...job.outputOptions, ...progress]));
       command.on('start', () => {
         const child = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
         if (child !== undefined) supervisor.attach(child);
         if (child?.pid !== undefined && job.niceness) lowerPriority(child.pid, job.niceness);
       });
-      command.on('stderr', (line: string) => stderr.pushLine(line));
+      command.on('stderr', (line: string) => {
+        const report = /^([a-z_0-9]+)=(\S*)$/.exec(line.trim());
+        if (report === null || job.maxOutputSeconds === undefined) return stderr.pushLine(line);
+        if (report[1] !== 'out_time_us' || job.maxOutputSeconds === undefined || !/^\d+$/.test(report[2])) return;
+        const seconds = Number(report[2]) / 1e6;
+        if (seconds > job.maxOutputSeconds) {
+          supervisor.stop(new VideoRNNError('E_VIDEO_DECODE', `${job.what}: refused: the decoded video runs past ` +
+            `${seconds.toFixed(1)} s, longer than allowed (${job.maxOutputReason ?? 'maxVideoSeconds'})`));
+        }
+      });
       command.on('error', (error: Error) => { commandResult ??= { error }; settle(); });
       command.on('end', () => { commandResult ??= { error: null }; settle(); });
     } catch (error) {
@@ -302,6 +324,8 @@ export async function runFfprobeHere(job: FfprobeJob): Promise<string> {
           new VideoRNNError('E_VIDEO_DECODE', `${job.what} failed: ${spawnError.message}`, { cause: spawnError }));
       }
       if (code !== 0) {
+        const refusal = refusalFrom(lines, job.what);
+        if (refusal !== null) return reject(refusal);
         const reason = signal !== null ? `ffprobe was killed by ${signal}` : `ffprobe exited with code ${code}`;
         return reject(new VideoRNNError('E_VIDEO_DECODE', `${job.what} failed (${reason}): ${lastLine(lines)}`));
       }

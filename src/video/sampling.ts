@@ -1,4 +1,5 @@
 import { checkInteger, invalidArgument } from '../errors';
+import { type VideoLimits, parseLimits } from './limits';
 import type { VideoStream } from './probe';
 
 export interface DecodeOptions {
@@ -13,16 +14,34 @@ export interface DecodeOptions {
   signal?: AbortSignal;
   /** Milliseconds for the whole decode once it starts; the default grows with the video's length and size. */
   timeout?: number;
+  /** Container formats ffmpeg may read (demuxer names; "default" stands for the built-in list). */
+  formats?: readonly string[];
+  /** Most frames the clip may hold (default 3000); a longer clip without `frames` or `maxFrames` is refused. */
+  maxClipFrames?: number;
+  /** Most pixels of one decoded picture (default 7680 x 4320). */
+  maxPixels?: number;
+  /** Longest video accepted, in seconds, by its header and by its decoded timestamps (default: none). */
+  maxVideoSeconds?: number | null;
 }
 
 export interface ProbeOptions {
   signal?: AbortSignal;
   /** Milliseconds; default 60000. */
   timeout?: number;
+  /** Container formats ffprobe may read, as for decodeVideo. */
+  formats?: readonly string[];
+  /** Most pixels of one decoded picture, as for decodeVideo. */
+  maxPixels?: number;
 }
 
-const decodeOptionNames = ['size', 'fps', 'maxFrames', 'frames', 'signal', 'timeout'];
-const probeOptionNames = ['signal', 'timeout'];
+/** What decodeVideo works with once its options are checked. */
+export interface DecodeSettings extends DecodeOptions {
+  limits: Partial<VideoLimits>;
+}
+
+const limitNames = ['formats', 'maxClipFrames', 'maxPixels', 'maxVideoSeconds'];
+const decodeOptionNames = ['size', 'fps', 'maxFrames', 'frames', 'signal', 'timeout', ...limitNames];
+const probeOptionNames = ['signal', 'timeout', 'formats', 'maxPixels'];
 const largestTimeout = 2_147_483_647;
 
 function readOptions(options: unknown, allowed: string[]): Record<string, unknown> {
@@ -59,9 +78,11 @@ export function checkFrameCount(settings: { frames?: number; maxFrames?: number 
 }
 
 /** Checks what decodeVideo was given; the result holds only the options that were set. */
-export function parseDecodeOptions(options: unknown): DecodeOptions {
+export function parseDecodeOptions(options: unknown): DecodeSettings {
   const record = readOptions(options, decodeOptionNames);
-  const settings: DecodeOptions = { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
+  const settings: DecodeSettings = {
+    signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout), limits: parseLimits(record),
+  };
   if (record.size !== undefined) settings.size = checkInteger('size', record.size, 1, 8192);
   if (record.fps !== undefined) {
     const fps = record.fps;
@@ -76,9 +97,9 @@ export function parseDecodeOptions(options: unknown): DecodeOptions {
   return settings;
 }
 
-export function parseProbeOptions(options: unknown): { signal?: AbortSignal; timeout?: number } {
+export function parseProbeOptions(options: unknown): { signal?: AbortSignal; timeout?: number; limits: Partial<VideoLimits> } {
   const record = readOptions(options, probeOptionNames);
-  return { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout) };
+  return { signal: checkSignal(record.signal), timeout: checkTimeout(record.timeout), limits: parseLimits(record) };
 }
 
 /**
@@ -96,13 +117,6 @@ export function uniformIndices(total: number, count: number): number[] {
     indices[index] = Math.floor((2 * index * span + steps) / (2 * steps));
   }
   return indices;
-}
-
-/** Which frames of the sampled stream to keep, or null to keep all of them. */
-export function selectionFor(total: number, settings: DecodeOptions): number[] | null {
-  if (settings.frames !== undefined) return total === settings.frames ? null : uniformIndices(total, settings.frames);
-  if (settings.maxFrames !== undefined && total > settings.maxFrames) return uniformIndices(total, settings.maxFrames);
-  return null;
 }
 
 /**
