@@ -90,7 +90,7 @@ test('dispose() during a running call lets it complete with the right result; la
   short.dispose();
 });
 
-test('foreign and truncated checkpoints give E_CHECKPOINT', async () => {
+test('foreign and truncated checkpoints give E_CHECKPOINT, a missing one E_WEIGHTS_NOT_FOUND', async () => {
   const dir = tempDir();
   try {
     const file = path.join(dir, 'model.safetensors');
@@ -100,7 +100,10 @@ test('foreign and truncated checkpoints give E_CHECKPOINT', async () => {
     fs.writeFileSync(path.join(dir, 'text.safetensors'), 'not a checkpoint at all');
     await assert.rejects(VideoRNN.load(path.join(dir, 'truncated.safetensors')), coded('E_CHECKPOINT'));
     await assert.rejects(VideoRNN.load(path.join(dir, 'text.safetensors')), coded('E_CHECKPOINT'));
-    await assert.rejects(VideoRNN.load(path.join(dir, 'absent.safetensors')), (error) => error instanceof VideoRNNError);
+    // A checkpoint that does not exist: E_WEIGHTS_NOT_FOUND (src/errors.ts: "a backbone weights file or
+    // model checkpoint that does not exist"), naming the path, never E_CHECKPOINT or a raw ENOENT.
+    const absent = path.join(dir, 'absent.safetensors');
+    await assert.rejects(VideoRNN.load(absent), (error) => coded('E_WEIGHTS_NOT_FOUND')(error) && error.message.includes(absent));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
 // Deterministic frames and in-memory datasets for tests that do not need video files.
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,12 +35,24 @@ export function maxAbsDiff(a, b) {
   return max;
 }
 
-/** The largest difference between the same-named tensors of two safetensors files. */
+/**
+ * The largest difference between the tensors of two safetensors files. Both files must hold the
+ * same tensor names with the same shapes: a tensor in only one of them (either one) fails, as
+ * does a shape that differs, so a file that holds more or fewer tensors cannot compare as equal.
+ */
 export async function maxParameterDifference(fileA, fileB) {
   const { readSafetensors } = await import('../../dist/index.js');
   const [a, b] = await Promise.all([readSafetensors(fileA), readSafetensors(fileB)]);
+  const onlyIn = (first, second) => [...first.tensors.keys()].filter((name) => !second.tensors.has(name));
+  assert.deepEqual({ [`only in ${fileA}`]: onlyIn(a, b), [`only in ${fileB}`]: onlyIn(b, a) },
+    { [`only in ${fileA}`]: [], [`only in ${fileB}`]: [] }, 'the two files hold the same tensor names');
+  assert.ok(a.tensors.size > 0, `${fileA} holds tensors`);
   let max = 0;
-  for (const [name, tensor] of a.tensors) max = Math.max(max, maxAbsDiff(tensor.data, b.tensors.get(name).data));
+  for (const [name, tensor] of a.tensors) {
+    const other = b.tensors.get(name);
+    assert.deepEqual(other.shape, tensor.shape, `${name}: shapes`);
+    max = Math.max(max, maxAbsDiff(tensor.data, other.data));
+  }
   return max;
 }
 
