@@ -21,10 +21,12 @@ export interface Tuning {
   chunkFrames: number;
   /** ffmpeg and ffprobe started by a small helper process, not by this one (src/video/launcher.ts). */
   launcher: boolean;
+  /** Stream facts of MP4/MOV files from their index, read here, instead of from ffprobe (src/video/mp4-index.ts). */
+  containerIndex: boolean;
 }
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true };
-const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1] };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
+const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
 
 function parse(text: string | undefined): Tuning {
   const tuning = { ...defaults };
