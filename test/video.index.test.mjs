@@ -158,4 +158,9 @@ test('the index answers nothing for files it cannot vouch for', async () => {
   const edited = Buffer.from(plain);
   edited.writeInt32BE(0x20000, mvhd + 4 + 36); // the matrix's first entry in a version-0 mvhd
   assert.equal(await readMp4Index(write('scaled.mp4', edited)), null, 'a movie matrix');
+  // Negative composition offsets (ctts version 1): ffmpeg versions differ in the duration they report.
+  const negative = path.join(folder, 'negative-cts.mp4');
+  runFfmpeg(['-i', files.ntsc, '-c', 'copy', '-movflags', 'negative_cts_offsets', negative]);
+  assert.equal(await readMp4Index(negative), null, 'negative composition offsets');
+  assert.notEqual(await readMp4Index(files.ntsc), null, 'B-frames with offsets of at least 0 are read');
 });

@@ -83,6 +83,28 @@ function readMatrix(data: Buffer, at: number): number[] {
   return Array.from({ length: 9 }, (_, index) => data.readInt32BE(at + 4 * index));
 }
 
+/**
+ * True without a `ctts` box, or with one of version 0 whose offsets are all at least 0: ffmpeg
+ * reads the offsets as signed, and newer versions then correct the sample durations (and so the
+ * duration they report) where one is negative.
+ */
+function plainCompositionOffsets(data: Buffer, stbl: Box | null): boolean {
+  if (stbl === null) return false;
+  const boxes = children(data, stbl.start, stbl.end);
+  if (boxes === null) return false;
+  const found = boxes.filter((box) => box.type === 'ctts');
+  if (found.length === 0) return true;
+  if (found.length > 1) return false;
+  const ctts = found[0];
+  if (ctts.end - ctts.start < 8 || data[ctts.start] !== 0) return false;
+  const entries = data.readUInt32BE(ctts.start + 4);
+  if (entries > (ctts.end - ctts.start - 8) / 8) return false;
+  for (let entry = 0; entry < entries; entry += 1) {
+    if (data.readInt32BE(ctts.start + 12 + 8 * entry) < 0) return false;
+  }
+  return true;
+}
+
 interface Track {
   handler: string;
   width: number;
@@ -103,6 +125,7 @@ function readTrack(data: Buffer, trak: Box): Track | null {
   const stsd = inside(data, stbl, 'stsd');
   const stts = inside(data, stbl, 'stts');
   if (tkhd === null || mdhd === null || hdlr === null || stsd === null || stts === null) return null;
+  if (!plainCompositionOffsets(data, stbl)) return null;
   if (hdlr.end - hdlr.start < 12) return null;
   const handler = data.toString('latin1', hdlr.start + 8, hdlr.start + 12);
 
