@@ -6,10 +6,11 @@ import { Command, Option } from 'commander';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
+import { addBackboneOption, addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { exitCodes } from './errors';
 
 interface ServeFlags {
+  backbone?: string;
   port: number;
   host: string;
   device: Device;
@@ -53,6 +54,7 @@ export function registerServe(program: Command): void {
     .option('--drain-seconds <s>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', parse.positiveNumber, 30)
     .addOption(new Option('--log-level <level>', 'pino log level').choices(logLevels).default('info'));
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   command.action(async (modelFile: string, flags: ServeFlags) => serve(modelFile, flags));
 }
@@ -60,7 +62,7 @@ export function registerServe(program: Command): void {
 async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top, so the other commands do not pay for the HTTP stack.
   const [{ default: Fastify }, { videoRNNPlugin }] = await Promise.all([import('fastify'), import('../fastify')]);
-  const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads });
+  const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads , backboneWeights: flags.backbone });
   const app = Fastify({
     logger: { level: flags.logLevel },
     genReqId: () => randomUUID(),
