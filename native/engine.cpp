@@ -304,10 +304,10 @@ void Engine::rebuild_optimizer() {
   }
 }
 
-NamedTensors Engine::state() {
+NamedTensors Engine::state(const std::set<std::string>& skip) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
-  return export_state(*model_);
+  return export_state(*model_, skip);
 }
 
 OptimizerState Engine::optimizer_state() {

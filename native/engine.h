@@ -77,7 +77,7 @@ class Engine {
   void configure_training(const TrainSettings& settings);
   TrainSettings training_settings();
 
-  NamedTensors state();
+  NamedTensors state(const std::set<std::string>& skip = {});
   // What a resumed run needs beside the weights: the optimiser's moments and steps, the CPU generator.
   OptimizerState optimizer_state();
   void load_optimizer_state(const OptimizerState& state);

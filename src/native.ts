@@ -78,7 +78,8 @@ export interface NativeModel {
   trainStep(clips: NativeClip[], labels: number[]): Promise<NativeBatchResult>;
   embed(clips: NativeClip[]): Promise<Float32Array[]>;
   configureTraining(settings: NativeTrainSettings): Promise<void>;
-  getState(): Promise<NativeTensor[]>;
+  /** Float32 copies of the parameters, in the model's order; those named in `skip` are left out (not copied). */
+  getState(skip?: string[]): Promise<NativeTensor[]>;
   shapes(): { name: string; shape: number[] }[];
   loadState(tensors: NativeTensor[], prefix: string, requireAll: boolean): Promise<void>;
   /** Reads the ranges from the open descriptor `fd` of the file `path` into the model (native/tensor_file.h). */

@@ -180,10 +180,23 @@ def read_safetensors(path):
             'key_order': list(header)}
 
 
+def backbone_identity(state):
+    """video-rnn's backbone identity, from its definition (README): SHA-256 of a domain line, then per
+    VGG16 backbone tensor in torchvision's order (fc8 left out) the line "name F32 d0,d1,..." and the
+    values as little-endian float32."""
+    digest = hashlib.sha256(b'video-rnn vgg16 backbone identity 1\n')
+    for name, tensor in state.items():
+        if name.startswith('classifier.6.'):
+            continue
+        digest.update(f"{name} F32 {','.join(str(size) for size in tensor.shape)}\n".encode())
+        digest.update(tensor.detach().float().contiguous().numpy().astype('<f4').tobytes())
+    return digest.hexdigest()
+
+
 def vgg16(directory):
     torch.manual_seed(0)
     state = torchvision.models.vgg16().state_dict()
-    manifest = {'expected': expected(state)}
+    manifest = {'expected': expected(state), 'identity': backbone_identity(state)}
     torch.save(state, os.path.join(directory, 'vgg16.zip.pth'))
     torch.save(state, os.path.join(directory, 'vgg16.legacy.pth'), _use_new_zipfile_serialization=False)
     timm = collections.OrderedDict((name, value) for name, value in state.items() if name.startswith('features.'))

@@ -7,11 +7,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
+import { addBackboneOption, addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { exitCodes } from './errors';
 import { videoLimits } from '../video/limits';
 
 interface ServeFlags {
+  backbone?: string;
   port: number;
   host: string;
   device: Device;
@@ -69,6 +70,7 @@ export function registerServe(program: Command): void {
     .option('--drain-seconds <s>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', parse.positiveNumber, 30)
     .addOption(new Option('--log-level <level>', 'pino log level').choices(logLevels).default('info'));
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   command.action(async (modelFile: string, flags: ServeFlags) => serve(modelFile, flags));
 }
@@ -97,7 +99,8 @@ async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
     import('fastify'), import('../fastify'), import('../serve/http/uploads')]);
   // Every decode then checks the decoded timestamps too, and refuses a video that states no duration.
   videoLimits({ maxVideoSeconds: flags.maxVideoSeconds });
-  const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads });
+  const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads,
+    backboneWeights: flags.backbone });
   const app = Fastify({
     logger: { level: flags.logLevel },
     genReqId: videoRNNRequestId,
