@@ -15,7 +15,8 @@ constexpr int64_t kLanes = 8;  // the narrowest vector: input channels come in m
 constexpr int64_t kTile = 6;     // input tile side
 constexpr int64_t kOut = 4;      // output tile side
 constexpr int64_t kPoints = 36;  // kTile * kTile
-// The matrix products: 6 rows by 16 columns of the output per step, 256 deep at most.
+// The 8-lane matrix products: 6 rows by 16 columns of the output per step, 256 deep at most
+// (the 16-lane ones: kRows16, kPanels16, kSliceFloats below).
 constexpr int64_t kRows = 6;
 constexpr int64_t kPanel = 16;
 constexpr int64_t kDepth = 256;
@@ -23,7 +24,7 @@ constexpr int64_t kDepth = 256;
 // the input transform, the matrix products and the output transform; but at least kMinBlock tiles,
 // so that each slice of a filter panel serves enough rows. Both measured on a 2-core
 // Zen 3 (512 KiB L2 per core): no other size tried (0.75 to 4 MiB, 32 to 128 tiles, 128 or 512
-// deep) ran VGG16 measurably faster.
+// deep) ran VGG16 measurably faster. The AVX-512 kernel uses the same blocks, not tuned apart.
 constexpr int64_t kBlockBytes = int64_t{2} << 20;
 constexpr int64_t kMinBlock = 64;
 
