@@ -6,7 +6,7 @@ import { BACKBONE_PREFIX, toNativeTensors, withCheckpoint } from './checkpoint';
 import { VideoRNNError, checkInteger, checkString, invalidArgument } from './errors';
 import { DecodeSpec, VideoInput, chunk, groupBySize, nativeClip, pipelined, toClip } from './inputs';
 import { EvalReport, topIndices } from './metrics';
-import { NativeModel, addon, callNative } from './native';
+import { ConvolutionCounts, NativeModel, addon, callNative } from './native';
 import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './options';
 import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
 import type { Dataset } from './data';
@@ -36,6 +36,11 @@ export interface ModelStats {
   embeddingCacheBytes: number;
   /** Video files decoded by this model (ffmpeg runs). */
   videosDecoded: number;
+  /**
+   * Convolution layers run per path, one per layer per CNN forward: Winograd F(4x4, 3x3) per
+   * products kernel, oneDNN with prepacked weights, LibTorch's dense path (training, bf16, fp16).
+   */
+  convolutions: ConvolutionCounts;
 }
 
 let warnedRandomInit = false;
@@ -141,6 +146,7 @@ export class VideoRNN {
       hugePages: tuning().hugePages,
       prepackedConvolutions: tuning().prepackedConvolutions,
       winogradConvolutions: tuning().winogradConvolutions,
+      winogradKernel: tuning().winogradKernel,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
     return new VideoRNN(native, config, backend.device);
@@ -163,6 +169,7 @@ export class VideoRNN {
       embeddingCacheEntries: counters?.cacheEntries ?? 0,
       embeddingCacheBytes: counters?.cacheBytes ?? 0,
       videosDecoded: this.decoded,
+      convolutions: { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, dense: 0, ...counters?.convolutions },
     };
   }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { VideoRNN } from '../dist/index.js';
+import { VideoRNN, backendInfo } from '../dist/index.js';
 import { makeClip, maxAbsDiff, readFloat32, referencePython, tempDir } from './helpers/clips.mjs';
 
 const size = 64;
@@ -116,6 +116,10 @@ for (const threads of [1, 2]) {
       frameSize: small, threads });
     try {
       const [fc7] = await model.embed(clip);
+      // The 12 convolutions after conv1_1 did run as Winograd, through the CPU's default kernel.
+      const kernel = backendInfo().winogradKernels[0];
+      const counter = `winograd${kernel[0].toUpperCase()}${kernel.slice(1)}`;
+      assert.deepEqual(model.stats.convolutions, { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 1, dense: 0, [counter]: 12 });
       assert.ok(Math.max(...expected.map(Math.abs)) > 1e-3, 'the reference embedding is not all zeros');
       const diff = maxAbsDiff(fc7, expected);
       assert.ok(diff < 1e-4, `max difference ${diff}`);
