@@ -19,6 +19,10 @@ import zipfile
 import torch
 import torchvision
 
+# The identity as Python computes it from its definition, the one README's interop snippet uses.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bench', 'reference'))
+from seed_model import backbone_identity  # noqa: E402
+
 SAFETENSORS_DTYPES = {
     torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64',
     torch.int64: 'I64', torch.int32: 'I32', torch.int16: 'I16', torch.int8: 'I8', torch.uint8: 'U8',
@@ -178,19 +182,6 @@ def read_safetensors(path):
         tensors[name] = torch.from_numpy(array.copy())
     return {'expected': expected(tensors), 'metadata': metadata, 'header_length': length,
             'key_order': list(header)}
-
-
-def backbone_identity(state):
-    """video-rnn's backbone identity, from its definition (README): SHA-256 of a domain line, then per
-    VGG16 backbone tensor in torchvision's order (fc8 left out) the line "name F32 d0,d1,..." and the
-    values as little-endian float32."""
-    digest = hashlib.sha256(b'video-rnn vgg16 backbone identity 1\n')
-    for name, tensor in state.items():
-        if name.startswith('classifier.6.'):
-            continue
-        digest.update(f"{name} F32 {','.join(str(size) for size in tensor.shape)}\n".encode())
-        digest.update(tensor.detach().float().contiguous().numpy().astype('<f4').tobytes())
-    return digest.hexdigest()
 
 
 def vgg16(directory):

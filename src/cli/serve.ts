@@ -3,6 +3,7 @@
 // requests in flight finish within --drain-seconds, and exits 0. It refuses to listen beyond
 // loopback without an API key unless --insecure-no-auth says that is meant.
 import net from 'node:net';
+import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
@@ -95,8 +96,10 @@ async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
   }
   const idleTimeoutMs = flags.idleTimeoutMs ?? Math.max(60_000, flags.timeoutMs + 10_000);
   // Loaded here, not at the top, so the other commands do not pay for the HTTP stack.
-  const [{ default: Fastify }, { videoRNNPlugin, videoRNNRequestId }, { removeLiveUploadsSync }] = await Promise.all([
+  const [{ default: Fastify }, { videoRNNPlugin, videoRNNRequestId }, { removeLiveUploadsSync, checkTempDir }] = await Promise.all([
     import('fastify'), import('../fastify'), import('../serve/http/uploads')]);
+  // Before the model's seconds of loading: a wrong --temp-dir is known at once.
+  await checkTempDir(flags.tempDir ?? os.tmpdir());
   // Every decode then checks the decoded timestamps too, and refuses a video that states no duration.
   videoLimits({ maxVideoSeconds: flags.maxVideoSeconds });
   const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads,
