@@ -28,8 +28,8 @@
       "defines": ["NAPI_VERSION=8", "<!@(node scripts/torch-paths.js defines)"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["<!@(node scripts/torch-paths.js cxxflags)", "-fexceptions", "-frtti", "-O2", "-fopenmp"],
-      "ldflags": ["-fopenmp"]
+      "cflags_cc": ["<!@(node scripts/torch-paths.js cxxflags)", "-fexceptions", "-frtti", "-O2", "<!@(node scripts/openmp-flag.js)"],
+      "ldflags": ["<!@(node scripts/openmp-flag.js)"]
     }
   ]
 }

@@ -171,6 +171,19 @@ export function maxRowDifference(rowsA, rowsB) {
 }
 
 /** What ran where: the same description heads every results file. */
+/** The CPU's family and model, and which of the vector flags that pick our kernels and oneDNN's it has (Linux). */
+function cpuFeatures() {
+  const wanted = ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_bf16', 'amx_bf16', 'amx_tile'];
+  try {
+    const text = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (name) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1] ?? null;
+    const flags = new Set((field('flags') ?? '').split(/\s+/));
+    return { family: field('cpu family'), model: field('model'), flags: wanted.filter((flag) => flags.has(flag)) };
+  } catch {
+    return null;
+  }
+}
+
 export function machine() {
   let ffmpeg = null;
   try {
@@ -178,6 +191,7 @@ export function machine() {
   } catch { /* reported as null */ }
   return {
     cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpuFeatures: cpuFeatures(),
     cores: os.availableParallelism(),
     memoryGB: round(os.totalmem() / 2 ** 30, 1),
     node: process.version,

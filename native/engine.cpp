@@ -85,6 +85,7 @@ Engine::Engine(const EngineConfig& config)
   model_ = VideoRNN(config.model);
   model_->embedding->use_prepacked_convolutions(config.prepacked_convolutions);
   model_->embedding->use_winograd_convolutions(config.winograd_convolutions);
+  model_->embedding->use_winograd_kernel(config.winograd_kernel);
   model_->to(device_);
   if (config.channels_last) {
     // LibTorch 1.13 has no Module::to(MemoryFormat): convert the 4-D conv weights one by one.
@@ -304,10 +305,10 @@ void Engine::rebuild_optimizer() {
   }
 }
 
-NamedTensors Engine::state() {
+NamedTensors Engine::state(const std::set<std::string>& skip) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare_thread();
-  return export_state(*model_);
+  return export_state(*model_, skip);
 }
 
 OptimizerState Engine::optimizer_state() {
@@ -355,7 +356,7 @@ std::string Engine::backbone_fingerprint() {
 
 // No lock: counters are read from the JavaScript thread while a call may be running.
 Counters Engine::counters() const {
-  return {frames_embedded_, cache_.hits(), cache_.entries(), cache_.bytes()};
+  return {frames_embedded_, cache_.hits(), cache_.entries(), cache_.bytes(), model_->embedding->convolution_counts()};
 }
 
 int64_t Engine::parameter_bytes() const {

@@ -30,6 +30,7 @@ struct EngineConfig {
   bool channels_last = true;
   bool prepacked_convolutions = true;  // oneDNN-blocked conv weights where no autograd/autocast runs
   bool winograd_convolutions = true;   // within that path, Winograd F(4x4, 3x3) where it applies
+  WinogradKernel winograd_kernel = WinogradKernel::kAuto;  // its products kernel (winograd.h)
   bool huge_pages = true;          // CPU tensors of 4 MiB or more in huge pages, process-wide (memory.h)
 };
 
@@ -62,6 +63,7 @@ struct Counters {
   int64_t cache_hits = 0;
   int64_t cache_entries = 0;
   int64_t cache_bytes = 0;
+  ConvolutionCounts convolutions{};  // per path, one per convolution layer per forward
 };
 
 class Engine {
@@ -77,7 +79,7 @@ class Engine {
   void configure_training(const TrainSettings& settings);
   TrainSettings training_settings();
 
-  NamedTensors state();
+  NamedTensors state(const std::set<std::string>& skip = {});
   // What a resumed run needs beside the weights: the optimiser's moments and steps, the CPU generator.
   OptimizerState optimizer_state();
   void load_optimizer_state(const OptimizerState& state);

@@ -68,6 +68,12 @@ void PrepackedFeatures::refresh(torch::nn::Sequential& features) {
   storages_ = std::move(storages);
 }
 
+ConvolutionCounts PrepackedFeatures::counts() const {
+  ConvolutionCounts counts{};
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = counts_[i].load();
+  return counts;
+}
+
 torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequential& features) {
   // oneDNN tensors dispatch through the AutogradOther key. A LibTorch built with Vulkan (Debian's
   // 2.6) registers max_pool2d for a backend behind that key as well, so with the autograd keys in
@@ -75,6 +81,10 @@ torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequ
   // those keys out; what leaves here is a plain dense tensor that autograd may use afterwards.
   c10::InferenceMode inference;
   refresh(features);
+  const WinogradKernel kernel = winograd_kernel_resolve(kernel_);
+  const ConvolutionPath winograd_path = kernel == WinogradKernel::kAvx512 ? ConvolutionPath::kWinogradAvx512
+                                        : kernel == WinogradKernel::kAvx2 ? ConvolutionPath::kWinogradAvx2
+                                                                          : ConvolutionPath::kWinogradBaseline;
   auto y = x.contiguous().to_mkldnn();
   size_t next = 0;
   bool relu_applied = false;  // by the Winograd output transform, for the ReLU layer that follows
@@ -83,10 +93,12 @@ torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequ
       if (weights_[next].defined()) {
         if (!y.is_mkldnn()) y = y.contiguous().to_mkldnn();
         y = at::mkldnn_convolution(y, weights_[next], biases_[next], kPadding, kOnes, kOnes, 1);
+        count(ConvolutionPath::kOnednn, 1);
       } else {
         // oneDNN's blocked layout to NHWC, once, where the first Winograd convolution starts.
         if (y.is_mkldnn()) y = y.to_dense().contiguous(at::MemoryFormat::ChannelsLast);
-        y = winograd_conv3x3_relu(y, filters_[next]);
+        y = winograd_conv3x3_relu(y, filters_[next], kernel);
+        count(winograd_path, 1);
         relu_applied = true;
       }
       ++next;

@@ -14,9 +14,15 @@
 
 #include "winograd.h"
 
+#include <array>
+#include <atomic>
 #include <vector>
 
 namespace video_rnn {
+
+// Which path each convolution took: one count per convolution layer per forward call.
+enum class ConvolutionPath { kWinogradAvx512, kWinogradAvx2, kWinogradBaseline, kOnednn, kDense, kCount };
+using ConvolutionCounts = std::array<int64_t, static_cast<size_t>(ConvolutionPath::kCount)>;
 
 class PrepackedFeatures {
  public:
@@ -26,9 +32,16 @@ class PrepackedFeatures {
   torch::Tensor forward(const torch::Tensor& x, torch::nn::Sequential& features);
   // Whether the convolutions that can run as Winograd F(4x4, 3x3) do (default true).
   void use_winograd(bool enabled) { winograd_ = enabled; }
+  // Which products kernel the Winograd convolutions run (kAuto: the best the CPU has).
+  void use_winograd_kernel(WinogradKernel kernel) { kernel_ = kernel; }
+  // `layers` convolutions that ran through LibTorch's own (dense) path instead of this one.
+  void count_dense(int64_t layers) { count(ConvolutionPath::kDense, layers); }
+  // The counts so far; read without a lock, while a forward may be running.
+  ConvolutionCounts counts() const;
 
  private:
   void refresh(torch::nn::Sequential& features);
+  void count(ConvolutionPath path, int64_t layers) { counts_[static_cast<size_t>(path)] += layers; }
 
   std::vector<torch::Tensor> weights_;  // oneDNN-blocked, one per convolution (undefined: Winograd)
   std::vector<WinogradFilter> filters_;  // transformed filters, one per convolution (empty: oneDNN)
@@ -38,6 +51,8 @@ class PrepackedFeatures {
   std::vector<const void*> storages_;
   bool winograd_ = true;
   bool packed_with_winograd_ = false;
+  WinogradKernel kernel_ = WinogradKernel::kAuto;
+  std::array<std::atomic<int64_t>, static_cast<size_t>(ConvolutionPath::kCount)> counts_{};
 };
 
 }  // namespace video_rnn

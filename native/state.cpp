@@ -4,10 +4,11 @@
 
 namespace video_rnn {
 
-NamedTensors export_state(torch::nn::Module& module) {
+NamedTensors export_state(torch::nn::Module& module, const std::set<std::string>& skip) {
   torch::NoGradGuard no_grad;
   NamedTensors out;
   for (const auto& item : module.named_parameters()) {
+    if (skip.count(item.key()) != 0) continue;
     out.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat).contiguous().clone());
   }
   return out;

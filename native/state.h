@@ -3,6 +3,7 @@
 // (embedding.features.0.weight, lstm.weight_ih_l0_reverse, classifier.2.bias, ...).
 #include <torch/torch.h>
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,8 +12,9 @@ namespace video_rnn {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// Float32 CPU copies of every parameter, detached from the live model.
-NamedTensors export_state(torch::nn::Module& module);
+// Float32 CPU copies of every parameter but those named in `skip`, detached from the live model (a small
+// checkpoint leaves the frozen backbone out, without copying it).
+NamedTensors export_state(torch::nn::Module& module, const std::set<std::string>& skip = {});
 
 // (name, shape) of every parameter, without copying anything.
 std::vector<std::pair<std::string, std::vector<int64_t>>> state_shapes(torch::nn::Module& module);

@@ -25,10 +25,12 @@ const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
 // fc6 and fc7 are one GEMM each and memory-bound (fc6 reads 411 MB of weights per call). BLAS is
 // kept single-threaded (see native.ts: OpenBLAS's own thread pool deadlocks a fork that happens
 // while it works), so split the output features across the intra-op thread count instead.
-// The chunks run on threads of their own: at::parallel_for's OpenMP backend is a header template
-// whose pragma only parallelises in code compiled with -fopenmp, which this addon is not (and must
-// not be: a second OpenMP runtime beside LibTorch's). Only on the CPU (CUDA runs one kernel), and
-// only where no gradient is recorded.
+// The chunks run on threads of their own, so that they run in parallel however this file was
+// compiled: at::parallel_for's OpenMP backend is a header template whose pragma parallelises only
+// in code compiled with -fopenmp. The addon is compiled with OpenMP where the compiler has it
+// (CMakeLists.txt, binding.gyp), against the libgomp LibTorch itself links, so the Winograd
+// convolutions spread over the intra-op threads; a build without it must still split fc6 and fc7.
+// Only on the CPU (CUDA runs one kernel), and only where no gradient is recorded.
 torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& linear) {
   const auto& weight = linear.weight;
   const auto& bias = linear.bias;
@@ -95,6 +97,7 @@ Vgg16Impl::Vgg16Impl() {
       layers->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2).stride(2)));
     } else {
       layers->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, width, 3).padding(1)));
+      ++convolution_layers_;
       layers->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
       channels = width;
     }
@@ -117,8 +120,9 @@ torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
   torch::Tensor y;
   {
     PhaseTimer timer(Phase::kConvolutions);
-    auto mapped = prepacked_enabled_ && PrepackedFeatures::applies(x, features) ? prepacked_->forward(x, features)
-                                                                               : features->forward(x);
+    const bool prepacked = prepacked_enabled_ && PrepackedFeatures::applies(x, features);
+    if (!prepacked) prepacked_->count_dense(convolution_layers_);
+    auto mapped = prepacked ? prepacked_->forward(x, features) : features->forward(x);
     y = torch::flatten(avgpool->forward(mapped), 1);
   }
   PhaseTimer timer(Phase::kClassifier);

@@ -37,6 +37,9 @@ struct Vgg16Impl : torch::nn::Module {
   void use_prepacked_convolutions(bool enabled) { prepacked_enabled_ = enabled; }
   // Within that path, convolutions as Winograd F(4x4, 3x3) where they can (winograd.h).
   void use_winograd_convolutions(bool enabled) { prepacked_->use_winograd(enabled); }
+  void use_winograd_kernel(WinogradKernel kernel) { prepacked_->use_winograd_kernel(kernel); }
+  // Which path the convolutions took, one count per layer per forward (prepacked_features.h).
+  ConvolutionCounts convolution_counts() const { return prepacked_->counts(); }
 
   torch::nn::Sequential features{nullptr};
   torch::nn::AdaptiveAvgPool2d avgpool{nullptr};
@@ -45,6 +48,7 @@ struct Vgg16Impl : torch::nn::Module {
  private:
   int64_t trainable_layers_ = 0;
   bool prepacked_enabled_ = true;
+  int64_t convolution_layers_ = 0;
   std::shared_ptr<PrepackedFeatures> prepacked_ = std::make_shared<PrepackedFeatures>();
 };
 TORCH_MODULE(Vgg16);

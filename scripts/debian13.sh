@@ -6,6 +6,7 @@
 #   bash scripts/debian13.sh create            # make (or finish) the chroot only
 #   bash scripts/debian13.sh test [FILES...]   # copy this working tree in, npm ci, npm test (or FILES)
 #   bash scripts/debian13.sh shell             # an interactive shell inside, with /proc, /sys, /dev mounted
+#   bash scripts/debian13.sh times             # the slowest test files of the last test run inside
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,7 +105,10 @@ case "${1:-test}" in
     mount_all
     copy_tree
     inside bash -c 'cd /work/video-rnn && echo "debian13: $(node --version), $(g++ --version | head -1), $(ffmpeg -version | head -1)" && npm ci && \
-      if [ "$#" -gt 0 ]; then npx tsc -p tsconfig.json && node --test --test-concurrency=1 ${VIDEO_RNN_TEST_TIMEOUT_MS:+--test-timeout=$VIDEO_RNN_TEST_TIMEOUT_MS} "$@"; else npm test; fi' debian13 "$@"
+      if [ "$#" -gt 0 ]; then npx tsc -p tsconfig.json && mkdir -p .tmp && node --test --test-concurrency=1 \
+        ${VIDEO_RNN_TEST_TIMEOUT_MS:+--test-timeout=$VIDEO_RNN_TEST_TIMEOUT_MS} --test-reporter=tap --test-reporter-destination=stdout \
+        --test-reporter=./scripts/test-times-reporter.mjs --test-reporter-destination=.tmp/test-times.tsv "$@"; else npm test; fi' debian13 "$@"
     ;;
-  *) die "unknown command $1 (create, test, shell)" ;;
+  times) bash scripts/test-times.sh --report "$ROOT/work/video-rnn/.tmp/test-times.tsv" ;;
+  *) die "unknown command $1 (create, test, shell, times)" ;;
 esac

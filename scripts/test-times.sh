@@ -1,41 +1,41 @@
 #!/usr/bin/env bash
-# Runs test files one at a time, as `npm test` does, and records each file's wall time, so that a
-# change can see where CI's minutes go and keep it within its budget.
+# Where the test suite's minutes go. `npm test` (and so CI) records each test file's wall time in
+# .tmp/test-times.tsv through scripts/test-times-reporter.mjs; this script reads such a file, or runs
+# the files and records them.
 #
-#   bash scripts/test-times.sh                    # every test/*.test.mjs (after tsc)
-#   bash scripts/test-times.sh test/video.*.mjs   # only these
-#   bash scripts/test-times.sh --report           # the slowest 15 of the last run, and the total
+#   bash scripts/test-times.sh --report [FILE]   # the slowest 15 and the total (default .tmp/test-times.tsv)
+#   bash scripts/test-times.sh --keep            # copy .tmp/test-times.tsv to bench/results/test-times.tsv, dated
+#   bash scripts/test-times.sh [FILES...]        # run these files (default: all) as npm test does, then report
 #
-# Results go to bench/results/test-times.tsv (seconds, status, file; slowest first), which is kept
-# in the repository as the last measured reference; the run's own output to .tmp/test-times/.
+# bench/results/test-times.tsv is the last measurement kept in the repository, for the next change
+# to compare with: CI must stay within 45 minutes on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-results=bench/results/test-times.tsv
+latest=.tmp/test-times.tsv
+kept=bench/results/test-times.tsv
 
 report() {
-  [ -f "$results" ] || { echo "test-times: no $results yet" >&2; exit 1; }
-  echo "slowest 15 of $(grep -vc '^#' "$results") files ($(head -n 1 "$results" | sed 's/^# //')):"
-  grep -v '^#' "$results" | head -n 15 | awk -F'\t' '{ printf "  %7.1f s  %-6s %s\n", $1, $2, $3 }'
-  grep -v '^#' "$results" | awk -F'\t' '{ total += $1 } END { printf "total: %.1f min\n", total / 60 }'
+  local file=${1:-$latest}
+  [ -f "$file" ] || { echo "test-times: no $file" >&2; exit 1; }
+  echo "test-times: slowest 15 of $(grep -vc '^#' "$file") files in $file"
+  grep -v '^#' "$file" | sort -t$'\t' -k1,1 -rn | head -n 15 | awk -F'\t' '{ printf "  %7.1f s  %-4s  %s\n", $1, $2, $3 }'
+  grep -v '^#' "$file" | awk -F'\t' '{ total += $1 } END { printf "test-times: total %.1f min\n", total / 60 }'
 }
-if [ "${1:-}" = "--report" ]; then report; exit 0; fi
+
+case "${1:-}" in
+  --report) report "${2:-}"; exit 0 ;;
+  --keep)
+    [ -f "$latest" ] || { echo "test-times: no $latest" >&2; exit 1; }
+    { echo "# $(date -u +%Y-%m-%d) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+      grep -v '^#' "$latest"; } >"$kept"
+    report "$kept"; exit 0 ;;
+esac
 
 if [ "$#" -gt 0 ]; then files=("$@"); else mapfile -t files < <(ls test/*.test.mjs); fi
 npx tsc -p tsconfig.json || exit 1
-mkdir -p .tmp/test-times "$(dirname "$results")"
-rows=$(mktemp)
-failed=0
-for file in "${files[@]}"; do
-  log=".tmp/test-times/$(basename "$file").log"
-  began=$(date +%s.%N)
-  if node --test --test-concurrency=1 "$file" >"$log" 2>&1; then status=pass; else status=fail; failed=1; fi
-  seconds=$(awk -v a="$began" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
-  printf '%.1f\t%s\t%s\n' "$seconds" "$status" "$file" | tee -a "$rows"
-done
-{
-  echo "# $(date -u +%Y-%m-%d) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
-  sort -t$'\t' -k1,1 -rn "$rows"
-} >"$results"
-rm -f "$rows"
+mkdir -p .tmp
+node --test --test-concurrency=1 --test-reporter=tap --test-reporter-destination=.tmp/test-times.log \
+  --test-reporter=./scripts/test-times-reporter.mjs --test-reporter-destination="$latest" "${files[@]}"
+status=$?
 report
-exit "$failed"
+exit "$status"

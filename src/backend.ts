@@ -35,6 +35,8 @@ export interface BackendInfo {
    */
   blas: { threads: number; requested: string | null; core: string | null; mkl: boolean };
   cpuBf16: CpuBf16;
+  /** The Winograd convolution kernels this CPU can run, the default first: 'avx512', 'avx2', 'baseline'. */
+  winogradKernels: string[];
 }
 
 let cpuBf16Found: CpuBf16 | undefined;

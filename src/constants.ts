@@ -10,4 +10,6 @@ export const MIN_FRAME_SIZE = 32;
  */
 export const MAX_TRAINABLE_BACKBONE_LAYERS = 15;
 export const CHECKPOINT_FORMAT = 'video-rnn';
-export const CHECKPOINT_VERSION = '1';
+/** What save writes; version 1 files (always self-contained, no backbone metadata) still load. */
+export const CHECKPOINT_VERSION = '2';
+export const CHECKPOINT_VERSIONS: readonly string[] = ['1', '2'];

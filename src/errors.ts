@@ -15,6 +15,10 @@ export type ErrorCode =
   /** The command line only: an unknown command or option, a missing argument, a bad option value (exit code 2). */
   | 'E_USAGE'
   | 'E_CHECKPOINT'
+  /** A small checkpoint's backbone (by identity and file name hint) was not found. */
+  | 'E_BACKBONE_NOT_FOUND'
+  /** The backbone given or found for a checkpoint has other weights (another identity) than the one it was trained on. */
+  | 'E_BACKBONE_MISMATCH'
   | 'E_CUDA_UNAVAILABLE'
   | 'E_ABORTED'
   | 'E_DISPOSED'

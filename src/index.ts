@@ -1,5 +1,8 @@
 export { VideoRNN } from './model';
 export type { Prediction, ModelStats } from './model';
+export type { BackboneInfo, BackboneSource } from './model-backbone';
+export { inspectCheckpoint } from './checkpoint-info';
+export type { CheckpointInfo } from './checkpoint-info';
 export type { VideoRNNOptions, ModelConfig, Sampling, Device, Precision } from './options';
 export type { TrainOptions, FineTuneOptions, TrainReport, EpochReport, ProgressEvent } from './training';
 export type { EvalReport } from './metrics';
@@ -16,6 +19,7 @@ export {
 export type { DecodeOptions, ProbeOptions, VideoInfo, FfmpegBinaries, FfmpegPathOptions, FfmpegSource, VideoLimits } from './video';
 export { VideoFolderDataset, ManifestDataset, FileDataset, SubsetDataset, split, makeSyntheticDataset } from './data';
 export type { Dataset, Sample, VideoSource } from './data';
-export { loadBackboneWeights, readSafetensors, writeSafetensors, readTorchFile } from './weights';
+export { loadBackboneWeights, readSafetensors, writeSafetensors, readTorchFile, backboneIdentity, loadBackbone, BACKBONE_PATH_VARIABLE } from './weights';
+export type { BackboneNaming, BackboneReference } from './weights';
 export { PredictionService } from './serve';
 export type { BatchEvent, PredictionServiceOptions, ServicePredictOptions, ServiceStats } from './serve';

@@ -2,15 +2,17 @@
 // Calls on one model run one at a time, in call order (a queue): a predict issued while training
 // runs waits until training has finished.
 import type { Clip } from './clip';
-import { loadCheckpointTensors, toNativeTensors, withCheckpoint, writeCheckpoint } from './checkpoint';
+import { BACKBONE_PREFIX, toNativeTensors, withCheckpoint } from './checkpoint';
 import { VideoRNNError, checkInteger, checkString, invalidArgument } from './errors';
 import { DecodeSpec, VideoInput, chunk, groupBySize, nativeClip, pipelined, toClip } from './inputs';
 import { EvalReport, topIndices } from './metrics';
-import { NativeModel, addon, callNative } from './native';
+import { ConvolutionCounts, NativeModel, addon, callNative } from './native';
 import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './options';
 import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
 import type { Dataset } from './data';
-import { loadBackboneWeights } from './weights';
+import { writeSafetensors } from './weights';
+import { loadBackbone } from './weights/reference';
+import { BackboneInfo, BackboneSource, ModelBackbone, checkpointBackbone } from './model-backbone';
 import { tuning } from './tuning';
 import { prepareProcessStarts } from './video/process';
 import { BF16_EMULATED_WARNING, cpuBf16 } from './backend';
@@ -34,6 +36,11 @@ export interface ModelStats {
   embeddingCacheBytes: number;
   /** Video files decoded by this model (ffmpeg runs). */
   videosDecoded: number;
+  /**
+   * Convolution layers run per path, one per layer per CNN forward: Winograd F(4x4, 3x3) per
+   * products kernel, oneDNN with prepacked weights, LibTorch's dense path (training, bf16, fp16).
+   */
+  convolutions: ConvolutionCounts;
 }
 
 let warnedRandomInit = false;
@@ -59,6 +66,7 @@ export class VideoRNN {
   private decoded = 0;
   private pending = 0; // calls queued or running
   private group: ResolvedDistributed | undefined;
+  private readonly backboneState = new ModelBackbone();
 
   private constructor(native: NativeModel, config: ModelConfig, device: string) {
     this.native = native;
@@ -68,10 +76,16 @@ export class VideoRNN {
 
   static async create(options: VideoRNNOptions): Promise<VideoRNN> {
     const config = resolveConfig(options);
+    const backbone = options.backboneWeights === undefined ? undefined : await loadBackbone(checkString('backboneWeights', options.backboneWeights));
     const model = await VideoRNN.build(config, options);
-    if (options.backboneWeights !== undefined) {
-      const tensors = await loadBackboneWeights(checkString('backboneWeights', options.backboneWeights));
-      await callNative(() => model.live().loadState(toNativeTensors(tensors), 'embedding.', true));
+    if (backbone) {
+      try {
+        await callNative(() => model.live().loadState(toNativeTensors(backbone.tensors), BACKBONE_PREFIX, true));
+      } catch (error) {
+        model.dispose();
+        throw error;
+      }
+      model.backboneState.reference = backbone.reference;
     } else if (!warnedRandomInit) {
       warnedRandomInit = true;
       process.emitWarning('VideoRNN: no backboneWeights given; VGG16 starts from random weights.', { code: 'VIDEO_RNN_RANDOM_BACKBONE' });
@@ -79,7 +93,13 @@ export class VideoRNN {
     return model;
   }
 
-  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB'> = {}): Promise<VideoRNN> {
+  /**
+   * A small checkpoint (one that references its backbone) takes the backbone from `backboneWeights`, else
+   * from the file it names, in the checkpoint's folder and then in `backbonePath` and VIDEO_RNN_BACKBONE_PATH.
+   */
+  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB'> & BackboneSource = {}):
+    Promise<VideoRNN> {
+    if (options.backboneWeights !== undefined) checkString('backboneWeights', options.backboneWeights);
     return withCheckpoint(checkString('path', path), async (index, file) => {
       let config: ModelConfig;
       try {
@@ -87,9 +107,11 @@ export class VideoRNN {
       } catch (error) {
         throw new VideoRNNError('E_CHECKPOINT', `${path} has an invalid config: ${(error as Error).message}`, { cause: error });
       }
+      // Found and checked before the model is built: a missing or different backbone fails fast.
+      const backbone = await checkpointBackbone(path, index, options);
       const model = await VideoRNN.build(config, options);
       try {
-        await loadCheckpointTensors(path, index, file, model.live());
+        await model.backboneState.load(path, index, file, model.live(), options, backbone);
       } catch (error) {
         model.dispose();
         throw error;
@@ -124,9 +146,15 @@ export class VideoRNN {
       hugePages: tuning().hugePages,
       prepackedConvolutions: tuning().prepackedConvolutions,
       winogradConvolutions: tuning().winogradConvolutions,
+      winogradKernel: tuning().winogradKernel,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
     return new VideoRNN(native, config, backend.device);
+  }
+
+  /** The backbone's identity, naming and file name hint (null when it came from no file), and the checkpoint loaded. */
+  get backbone(): BackboneInfo {
+    return this.backboneState.info;
   }
 
   get classes(): string[] {
@@ -141,6 +169,7 @@ export class VideoRNN {
       embeddingCacheEntries: counters?.cacheEntries ?? 0,
       embeddingCacheBytes: counters?.cacheBytes ?? 0,
       videosDecoded: this.decoded,
+      convolutions: { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, dense: 0, ...counters?.convolutions },
     };
   }
 
@@ -200,18 +229,40 @@ export class VideoRNN {
 
   private host(): TrainingHost {
     const native = this.live();
-    return { native, config: this.config, decode: (signal) => this.decodeSpec(signal), save: (path) => this.writeTo(path, native),
+    return { native, config: this.config, decode: (signal) => this.decodeSpec(signal),
+      save: (path, embedBackbone) => this.backboneState.save(path, native, this.config, embedBackbone),
+      load: (path) => withCheckpoint(path, (index, file) => this.backboneState.load(path, index, file, native)),
+      markTrained: (layers) => this.backboneState.markTrained(layers),
       group: this.group };
   }
 
-  private async writeTo(path: string, native = this.live()): Promise<void> {
-    const tensors = await callNative(() => native.getState());
-    await writeCheckpoint(path, tensors, this.config);
+  /**
+   * Writes the model to one .safetensors file. Built from a backbone weights file, the model is saved
+   * small: the LSTM, the head and the backbone layers it trained, with the rest referenced by the
+   * backbone's identity; `embedBackbone: true` writes the whole backbone too (a self-contained file).
+   */
+  async save(path: string, options: { embedBackbone?: boolean } = {}): Promise<void> {
+    checkString('path', path);
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object', options);
+    const embed = options.embedBackbone ?? false;
+    if (typeof embed !== 'boolean') throw invalidArgument('embedBackbone', 'a boolean', embed);
+    return this.enqueue(() => this.backboneState.save(path, this.live(), this.config, embed));
   }
 
-  async save(path: string): Promise<void> {
+  /**
+   * Writes the backbone alone as VGG16 weights (torchvision names, safetensors). A model created with
+   * this file as `backboneWeights` saves small checkpoints that reference it.
+   */
+  async saveBackbone(path: string): Promise<void> {
     checkString('path', path);
-    return this.enqueue(() => this.writeTo(path));
+    return this.enqueue(async () => {
+      const native = this.live();
+      const rest = native.shapes().map((entry) => entry.name).filter((name) => !name.startsWith(BACKBONE_PREFIX));
+      const tensors = await callNative(() => native.getState(rest));
+      const backbone = tensors.filter((tensor) => tensor.name.startsWith(BACKBONE_PREFIX))
+        .map((tensor) => [tensor.name.slice(BACKBONE_PREFIX.length), { shape: tensor.shape, data: tensor.data }] as const);
+      await writeSafetensors(path, new Map(backbone), { format: 'pt' });
+    });
   }
 
   async predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Prediction[]> {
@@ -279,6 +330,7 @@ export class VideoRNN {
         ? new VideoRNNError('E_DISTRIBUTED', `rank ${group.rank} could not join the group: ${mapped.message}`, { cause: error })
         : mapped;
     }
+    await this.backboneState.checkSameOverRanks((values) => callNative(() => this.live().sumOverRanks(values)), group.worldSize);
     this.group = group;
   }
 

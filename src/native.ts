@@ -21,6 +21,8 @@ export interface NativeConfig {
   hugePages?: boolean;
   prepackedConvolutions?: boolean;
   winogradConvolutions?: boolean;
+  /** The Winograd products kernel: the best this CPU has ('auto'), or one forced (native/winograd.h). */
+  winogradKernel?: 'auto' | 'baseline' | 'avx2' | 'avx512';
 }
 
 /** One clip of a batch: RGB24 frames, or only a cache key whose embeddings are cached. */
@@ -70,6 +72,17 @@ export interface NativeCounters {
   /** Milliseconds of wall time per native phase, summed over the engine's calls (native/phase_times.h). */
   phaseMs: { normalize: number; convolutions: number; classifier: number; sequence: number; optimizer: number; call: number };
   calls: number;
+  /** Convolution layers run per path, one per layer per forward (native/prepacked_features.h). */
+  convolutions: ConvolutionCounts;
+}
+
+/** Convolution layers run per path: Winograd per products kernel, oneDNN prepacked, LibTorch's dense path. */
+export interface ConvolutionCounts {
+  winogradAvx512: number;
+  winogradAvx2: number;
+  winogradBaseline: number;
+  onednn: number;
+  dense: number;
 }
 
 export interface NativeModel {
@@ -78,7 +91,8 @@ export interface NativeModel {
   trainStep(clips: NativeClip[], labels: number[]): Promise<NativeBatchResult>;
   embed(clips: NativeClip[]): Promise<Float32Array[]>;
   configureTraining(settings: NativeTrainSettings): Promise<void>;
-  getState(): Promise<NativeTensor[]>;
+  /** Float32 copies of the parameters, in the model's order; those named in `skip` are left out (not copied). */
+  getState(skip?: string[]): Promise<NativeTensor[]>;
   shapes(): { name: string; shape: number[] }[];
   loadState(tensors: NativeTensor[], prefix: string, requireAll: boolean): Promise<void>;
   /** Reads the ranges from the open descriptor `fd` of the file `path` into the model (native/tensor_file.h). */
@@ -107,6 +121,8 @@ export interface NativeBackendInfo {
   openblasCore: string | null;
   /** Whether LibTorch was built with MKL (LibTorch zips, pip wheels), which then runs its GEMMs. */
   mkl: boolean;
+  /** The Winograd products kernels this CPU can run, the default first ('avx512', 'avx2', 'baseline'). */
+  winogradKernels: string[];
 }
 
 interface Addon {
@@ -118,6 +134,11 @@ interface Addon {
   failInWorkerForTesting(kind: 'c10' | 'std', message: string): Promise<void>;
   /** Test suite only: the bytes of external memory V8 has been told about (napi_adjust_external_memory). */
   externalMemoryForTesting(): number;
+  /**
+   * Test suite only: relu(conv3x3 + bias) of seeded normal data through one Winograd kernel and
+   * through LibTorch's dense convolution, both NCHW [batch, out, height, width].
+   */
+  winogradForTesting(args: { kernel: string; threads: number; batch: number; in: number; out: number; height: number; width: number; seed: number }): { winograd: Float32Array; dense: Float32Array };
 }
 
 const packageRoot = path.resolve(__dirname, '..');

@@ -1,11 +1,12 @@
 // Resuming a stopped or crashed run. Beside each checkpoint `<model>` the training loop writes
 // `<model>.state`: a safetensors file with the optimiser's per-parameter state (Adam's moments, SGD's
 // momentum buffers) and torch's CPU generator, and __metadata__ with the epoch reached, the shuffle
-// position, the step counts and the training settings. The model file stays the plain checkpoint.
+// position, the step counts and the training settings. The model file stays the plain checkpoint (small
+// when the model references its backbone, so the digest below reads a few MB, not 530).
 import { createHash } from 'node:crypto';
 import { readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { loadCheckpointTensors, toNativeTensors, toTensorMap, withCheckpoint } from './checkpoint';
+import { toNativeTensors, toTensorMap } from './checkpoint';
 import { VideoRNNError } from './errors';
 import type { NativeModel, NativeTensor } from './native';
 import { callNative } from './native';
@@ -94,8 +95,8 @@ function stateError(path: string, why: string, cause?: unknown): VideoRNNError {
   return new VideoRNNError('E_CHECKPOINT', `cannot resume from ${path}: ${why}`, { cause });
 }
 
-/** Loads the model's weights, the optimiser state and the generator; returns where the run was. */
-export async function loadWithState(native: NativeModel, modelPath: string): Promise<LoadedState> {
+/** Loads the model's weights (with `loadModel`), the optimiser state and the generator; returns where the run was. */
+export async function loadWithState(modelPath: string, loadModel: (path: string) => Promise<void>): Promise<LoadedState> {
   const file = statePath(modelPath);
   let content;
   try {
@@ -116,13 +117,17 @@ export async function loadWithState(native: NativeModel, modelPath: string): Pro
   if (!Number.isInteger(parsed?.epoch) || parsed.epoch < 0 || typeof parsed.settings !== 'object' || parsed.settings === null) {
     throw stateError(modelPath, `${file} names no epoch or settings`);
   }
-  await withCheckpoint(modelPath, async (index, checkpoint) => {
-    if (await fileDigest(modelPath) !== metadata.model) {
-      throw stateError(modelPath, `${file} was saved with another version of the model file (the run stopped between the two writes, ` +
-        'or the model was replaced); no state matches these weights');
-    }
-    await loadCheckpointTensors(modelPath, index, checkpoint, native);
-  });
+  let digest: string;
+  try {
+    digest = await fileDigest(modelPath);
+  } catch (error) {
+    throw stateError(modelPath, `the model file cannot be read (${(error as Error).message})`, error);
+  }
+  if (digest !== metadata.model) {
+    throw stateError(modelPath, `${file} was saved with another version of the model file (the run stopped between the two writes, ` +
+      'or the model was replaced); no state matches these weights');
+  }
+  await loadModel(modelPath);
   const generator = tensors.get(GENERATOR);
   tensors.delete(GENERATOR);
   return { ...parsed, steps: parsed.steps ?? {}, generator: generator?.data, optimizerTensors: toNativeTensors(tensors) };

@@ -40,7 +40,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   cacheEmbeddings?: boolean;
   onProgress?: (event: ProgressEvent) => void;
-  checkpoint?: { path: string; everyEpochs?: number };
+  /** Saves the model (and its `.state`) every `everyEpochs` epochs; `embedBackbone` as in `save`. */
+  checkpoint?: { path: string; everyEpochs?: number; embedBackbone?: boolean };
   /** A checkpoint saved by an earlier run, with its `.state` file: this run continues that one. */
   resume?: string;
   /** Data-parallel training across processes; also read from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT. */
@@ -74,7 +75,11 @@ export interface TrainingHost {
   native: NativeModel;
   config: ModelConfig;
   decode(signal?: AbortSignal): DecodeSpec;
-  save(path: string): Promise<void>;
+  save(path: string, embedBackbone: boolean): Promise<void>;
+  /** Loads a checkpoint (and, for a small one, the backbone it references when the model has another) into the model. */
+  load(path: string): Promise<void>;
+  /** Training with `layers` backbone layers trainable is about to start. */
+  markTrained(layers: number): void;
   /** Set when this process is one rank of a data-parallel group. */
   group?: ResolvedDistributed;
 }
@@ -203,7 +208,10 @@ function resolveTraining(options: TrainOptions & Partial<FineTuneOptions>): Reso
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress', 'a function', options.onProgress);
   if (options.checkpoint !== undefined && (typeof options.checkpoint !== 'object' || typeof options.checkpoint.path !== 'string')) {
-    throw invalidArgument('checkpoint', 'an object { path, everyEpochs? }', options.checkpoint);
+    throw invalidArgument('checkpoint', 'an object { path, everyEpochs?, embedBackbone? }', options.checkpoint);
+  }
+  if (options.checkpoint?.embedBackbone !== undefined && typeof options.checkpoint.embedBackbone !== 'boolean') {
+    throw invalidArgument('checkpoint.embedBackbone', 'a boolean', options.checkpoint.embedBackbone);
   }
   return {
     epochs: checkInteger('epochs', options.epochs ?? 10, 1, 1_000_000),
@@ -243,7 +251,8 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
   throwIfAborted(signal, 'training');
   const native = host.native;
   // A resumed run takes the stopped run's weights and settings; only the number of epochs is this run's.
-  const resumed = options.resume === undefined ? undefined : await loadWithState(native, checkString('resume', options.resume));
+  const resumed = options.resume === undefined ? undefined
+    : await loadWithState(checkString('resume', options.resume), (path) => host.load(path));
   if (resumed) {
     const { trainableBackboneLayers, ...saved } = resumed.settings;
     Object.assign(settings, saved);
@@ -253,6 +262,7 @@ export async function runTraining(host: TrainingHost, data: Dataset, options: Tr
     backboneLearningRate: settings.backboneLearningRate, weightDecay: settings.weightDecay, momentum: settings.momentum,
     trainableBackboneLayers: trainableLayers }));
   if (resumed) await restoreOptimizer(native, resumed);
+  host.markTrained(trainableLayers);
   if (resumed && host.group) await checkSameEpoch(resumed, (values) => collective(host, () => native.sumOverRanks(values)), host.group.worldSize);
   try {
     return await trainEpochs(host, train, validation, settings, trainableLayers, options, resumed);
@@ -335,7 +345,8 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
     epochs.push(report);
     if (options.checkpoint && (epoch % settings.everyEpochs === 0 || epoch === settings.epochs)) {
       const barrier = async (): Promise<void> => { if (group) await collective(host, () => native.sumOverRanks([1])); };
-      await saveWithState(native, options.checkpoint.path, writer, (path) => host.save(path), barrier, { epoch,
+      const embed = options.checkpoint.embedBackbone ?? false;
+      await saveWithState(native, options.checkpoint.path, writer, (path) => host.save(path, embed), barrier, { epoch,
         shuffles: settings.shuffle ? epoch : 0, worldSize: group?.worldSize ?? 1, settings: resumableSettings(settings, trainableLayers) });
     }
   }

@@ -10,6 +10,11 @@ export interface Tuning {
   prepackedConvolutions: boolean;
   /** Within that path, the convolutions after the first as Winograd F(4x4, 3x3) (native/winograd.h). */
   winogradConvolutions: boolean;
+  /**
+   * The Winograd products kernel: 'auto' (the best the CPU has: AVX-512, AVX2, else the baseline),
+   * or one forced. Forcing one the CPU lacks fails the model's creation with E_INVALID_ARGUMENT.
+   */
+  winogradKernel: WinogradKernel;
   /** Scheduling niceness of ffmpeg and ffprobe, 0 to 19: decoding yields the cores to the CNN. */
   decodeNice: number;
   /**
@@ -25,19 +30,35 @@ export interface Tuning {
   containerIndex: boolean;
 }
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
-const limits: Record<keyof Tuning, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
+export type WinogradKernel = 'auto' | 'baseline' | 'avx2' | 'avx512';
+
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
+type NumericKey = Exclude<keyof Tuning, 'winogradKernel'>;
+const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
+// Settings that take one of a few names instead of a number.
+const choices: { winogradKernel: readonly WinogradKernel[] } = { winogradKernel: ['auto', 'baseline', 'avx2', 'avx512'] };
+
+function invalid(item: string): VideoRNNError {
+  return new VideoRNNError('E_INVALID_ARGUMENT', `VIDEO_RNN_TUNING: "${item}" is not one of ` +
+    `${Object.entries(limits).map(([name, [low, high]]) => `${name}=${low}..${high}`).join(', ')}, ` +
+    `${Object.entries(choices).map(([name, names]) => `${name}=${names.join('|')}`).join(', ')}`);
+}
 
 function parse(text: string | undefined): Tuning {
   const tuning = { ...defaults };
   for (const item of (text ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
     const [key, value] = item.split('=');
-    const number = Number(value);
-    if (!(key in defaults) || !Number.isInteger(number) || number < limits[key as keyof Tuning][0] || number > limits[key as keyof Tuning][1]) {
-      throw new VideoRNNError('E_INVALID_ARGUMENT', `VIDEO_RNN_TUNING: "${item}" is not one of ` +
-        `${Object.entries(limits).map(([name, [low, high]]) => `${name}=${low}..${high}`).join(', ')}`);
+    if (key in choices) {
+      const allowed = choices[key as keyof typeof choices];
+      if (!(allowed as readonly string[]).includes(value)) throw invalid(item);
+      (tuning as Record<string, unknown>)[key] = value;
+      continue;
     }
-    (tuning as Record<string, number | boolean>)[key] = typeof defaults[key as keyof Tuning] === 'boolean' ? number === 1 : number;
+    const number = Number(value);
+    if (!(key in limits) || !Number.isInteger(number) || number < limits[key as NumericKey][0] || number > limits[key as NumericKey][1]) {
+      throw invalid(item);
+    }
+    (tuning as unknown as Record<string, number | boolean>)[key] = typeof defaults[key as keyof Tuning] === 'boolean' ? number === 1 : number;
   }
   return tuning;
 }

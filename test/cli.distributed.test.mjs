@@ -1,8 +1,10 @@
 // `train --nproc 2`: the command starts two worker processes that train as one data-parallel group on
 // loopback. Only rank 0 prints and saves, and what it saves equals one process with the global batch.
+// Every run starts from one backbone file written once, so what they save is small (LSTM and head).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { VideoRNN } from '../dist/index.js';
 import { maxParameterDifference } from './helpers/clips.mjs';
 import { temporaryFolder } from './helpers/media.mjs';
 import { errorLines, parseJson, runCli, startCli, tinyDataset } from './cli.run.mjs';
@@ -10,11 +12,18 @@ import { errorLines, parseJson, runCli, startCli, tinyDataset } from './cli.run.
 const folder = temporaryFolder(after);
 const datasetFolder = path.join(folder, 'data');
 // SGD: Adam's normalisation magnifies the last-bit differences between summing 2x2 and 4 gradients.
+const backbone = path.join(folder, 'vgg16.safetensors');
 const settings = ['--hidden-size', '16', '--head-size', '16', '--frame-size', '32', '--epochs', '2', '--optimizer', 'sgd',
-  '--lr', '0.05', '--seed', '3', '--json'];
+  '--lr', '0.05', '--seed', '3', '--json', '--weights', backbone];
 
 before(async () => {
   await tinyDataset(datasetFolder);
+  const random = await VideoRNN.create({ classes: ['left', 'right'], hiddenSize: 16, frameSize: 32, seed: 3 });
+  try {
+    await random.saveBackbone(backbone);
+  } finally {
+    random.dispose();
+  }
 });
 
 
@@ -49,7 +58,7 @@ test('--nproc refuses --rank, and a worker error ends the launcher with the fail
 test('Ctrl-C on the launcher stops both workers at the same step: exit 130 within seconds, not a timeout', async () => {
   const output = path.join(folder, 'interrupted.safetensors');
   const run = startCli(['train', datasetFolder, '-o', output, '--nproc', '2', '--batch-size', '2', '--epochs', '500',
-    '--hidden-size', '16', '--head-size', '16', '--frame-size', '32', '--checkpoint-every', '1']);
+    '--hidden-size', '16', '--head-size', '16', '--frame-size', '32', '--checkpoint-every', '1', '--weights', backbone]);
   let stderr = '';
   await new Promise((resolve, reject) => {
     run.child.stderr.on('data', (text) => {

@@ -1,23 +1,53 @@
 // `train --resume`: a run killed (SIGKILL, no chance to clean up) after its epoch-3 checkpoint and then
-// resumed ends with the weights of a run that was never interrupted.
+// resumed ends with the weights of a run that was never interrupted. Every run starts from one backbone
+// file written once, so checkpoints and states are small (LSTM and head) and reference it. Each test
+// runs alone (--test-name-pattern): the runs several tests compare against are made once, before them.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { maxParameterDifference } from './helpers/clips.mjs';
 import { childProcesses, temporaryFolder } from './helpers/media.mjs';
+import { VideoRNN } from '../dist/index.js';
 import { readSafetensors } from '../dist/weights/index.js';
 import { parseJson, runCli, startCli, tinyDataset } from './cli.run.mjs';
 
 const folder = temporaryFolder(after);
 const datasetFolder = path.join(folder, 'data');
 // Adam with momentum in both moments: a resume that lost them, or the step counts, drifts far past 1e-5.
+const backbone = path.join(folder, 'vgg16.safetensors');
 const settings = ['--hidden-size', '8', '--head-size', '8', '--frame-size', '32', '--optimizer', 'adam', '--lr', '0.01',
-  '--seed', '5', '--batch-size', '2', '--json', '--threads', '1'];
+  '--seed', '5', '--batch-size', '2', '--json', '--threads', '1', '--weights', backbone];
 
 before(async () => {
   await tinyDataset(datasetFolder);
+  const random = await VideoRNN.create({ classes: ['left', 'right'], hiddenSize: 8, frameSize: 32, seed: 5 });
+  try {
+    await random.saveBackbone(backbone);
+  } finally {
+    random.dispose();
+  }
+  // The reference runs, side by side (one thread each).
+  await Promise.all([fullRun(), threeRun()]);
 });
+
+/** Runs `args` once; every call gives that run. */
+function once(args) {
+  let result;
+  return () => {
+    result ??= runCli(args, { timeoutMs: 240_000 }).then((run) => {
+      assert.equal(run.code, 0, run.stderr);
+      return run;
+    });
+    return result;
+  };
+}
+
+const full = path.join(folder, 'full.safetensors');
+const three = path.join(folder, 'three.safetensors');
+// Uninterrupted, 6 epochs; and the same settings for 3 epochs, whose checkpoint is the epoch-3 one of a 6-epoch run.
+const fullRun = once(['train', datasetFolder, '-o', full, '--epochs', '6', ...settings]);
+const threeRun = once(['train', datasetFolder, '-o', three, '--epochs', '3', '--checkpoint-every', '3', ...settings]);
 
 /** Starts the command and SIGKILLs it once its stderr matches `line`; resolves with the run's end. */
 async function killWhen(args, line) {
@@ -36,9 +66,7 @@ async function stateOf(model) {
 }
 
 test('a run SIGKILLed after epoch 3 of 6 and resumed ends with the weights of an uninterrupted run (Adam, 1e-5)', async (t) => {
-  const full = path.join(folder, 'full.safetensors');
-  const uninterrupted = await runCli(['train', datasetFolder, '-o', full, '--epochs', '6', ...settings], { timeoutMs: 240_000 });
-  assert.equal(uninterrupted.code, 0, uninterrupted.stderr);
+  await fullRun();
 
   const part = path.join(folder, 'part.safetensors');
   // Checkpoints after epochs 3 and 6 only: killed once epoch 4 has ended, the files hold epoch 3.
@@ -52,6 +80,10 @@ test('a run SIGKILLed after epoch 3 of 6 and resumed ends with the weights of an
   assert.ok(moments.length >= 2 * 6, `only ${moments.length} moment tensors`);
   assert.ok(Object.values(saved.state.steps).every((step) => step === 12), JSON.stringify(saved.state.steps));
   assert.ok(Object.keys(saved.state.steps).length * 2 === moments.length);
+  // Small files: the LSTM and head with the backbone referenced, and their optimiser state.
+  const sizes = [part, `${part}.state`].map((file) => fs.statSync(file).size);
+  t.diagnostic(`checkpoint ${sizes[0]} bytes, state ${sizes[1]} bytes`);
+  assert.ok(sizes[0] < 2e6 && sizes[1] < 3 * sizes[0], `checkpoint and state are small: ${sizes}`);
 
   const resumed = await runCli(['train', datasetFolder, '-o', part, '--epochs', '6', '--resume', part, '--checkpoint-every', '3', ...settings],
     { timeoutMs: 240_000 });
@@ -65,26 +97,25 @@ test('a run SIGKILLed after epoch 3 of 6 and resumed ends with the weights of an
 });
 
 test('without its moments the resumed run drifts: the state file is what makes it equal', async () => {
-  const full = path.join(folder, 'full.safetensors');
+  await Promise.all([fullRun(), threeRun()]);
   const cold = path.join(folder, 'cold.safetensors');
-  // The run above went on to epoch 6; a 3-epoch run of the same settings gives the epoch-3 checkpoint again.
-  const three = path.join(folder, 'three.safetensors');
-  const first = await runCli(['train', datasetFolder, '-o', three, '--epochs', '3', '--checkpoint-every', '3', ...settings], { timeoutMs: 240_000 });
-  assert.equal(first.code, 0, first.stderr);
-  // Same weights, epoch and settings, but an empty optimiser state: what a resume without moments would do.
+  // A copy of the epoch-3 checkpoint with the same weights, epoch and settings, but an empty optimiser
+  // state: what a resume without moments would do.
+  const start = path.join(folder, 'cold-start.safetensors');
+  fs.copyFileSync(three, start);
   const { metadata, tensors } = await readSafetensors(`${three}.state`);
   const { writeSafetensors } = await import('../dist/weights/index.js');
   const empty = new Map([...tensors].filter(([name]) => name === 'torch.cpu_generator'));
-  await writeSafetensors(`${three}.state`, empty, { ...metadata, state: JSON.stringify({ ...JSON.parse(metadata.state), steps: {} }) });
-  const again = await runCli(['train', datasetFolder, '-o', cold, '--epochs', '6', '--resume', three, ...settings], { timeoutMs: 240_000 });
+  await writeSafetensors(`${start}.state`, empty, { ...metadata, state: JSON.stringify({ ...JSON.parse(metadata.state), steps: {} }) });
+  const again = await runCli(['train', datasetFolder, '-o', cold, '--epochs', '6', '--resume', start, ...settings], { timeoutMs: 240_000 });
   assert.equal(again.code, 0, again.stderr);
   assert.ok(await maxParameterDifference(cold, full) > 1e-3, 'a resume without the optimiser state is not the same run');
 });
 
 test('--resume refuses a state that belongs to another save of the model, and a missing one', async () => {
-  const three = path.join(folder, 'three.safetensors');
+  await Promise.all([fullRun(), threeRun()]);
   const other = path.join(folder, 'other.safetensors');
-  fs.copyFileSync(path.join(folder, 'full.safetensors'), other);
+  fs.copyFileSync(full, other);
   fs.copyFileSync(`${three}.state`, `${other}.state`);
   const mismatch = await runCli(['train', datasetFolder, '-o', path.join(folder, 'x.safetensors'), '--epochs', '6', '--resume', other, ...settings]);
   assert.equal(mismatch.code, 1);

@@ -12,7 +12,8 @@ import { makeClip, maxAbsDiff, tempDir } from './helpers/clips.mjs';
 const classes = ['left', 'right'];
 const clips = [makeClip(3, 32, 31), makeClip(2, 32, 32)];
 
-test('VideoRNN.load reads a checkpoint without JavaScript buffers and gives the saved model back exactly', async () => {
+// A model with a random backbone (built from no weights file) is saved whole, as version 1 files always were.
+test('VideoRNN.load reads a checkpoint without JavaScript buffers and gives the saved model back exactly; a version-1 file loads too', async () => {
   const dir = tempDir();
   const file = path.join(dir, 'model.safetensors');
   const saved = await VideoRNN.create({ classes, hiddenSize: 8, headSize: 8, frameSize: 32, seed: 5 });
@@ -33,6 +34,28 @@ test('VideoRNN.load reads a checkpoint without JavaScript buffers and gives the 
     assert.ok(peak - baseline < 64e6, `JavaScript buffers grew by ${((peak - baseline) / 1e6).toFixed(0)} MB while loading`);
     const [before, after] = [await saved.embed(clips), await loaded.embed(clips)];
     before.forEach((rows, index) => assert.equal(maxAbsDiff(rows, after[index]), 0, `clip ${index}`));
+    assert.deepEqual(await saved.predict(clips[0]), await loaded.predict(clips[0]));
+    assert.deepEqual(loaded.backbone, { identity: null, naming: null, hint: null, trainedTensors: [],
+      checkpoint: { path: file, version: 2, selfContained: true } });
+
+    // Version 1 is this file with "1" for "2": the same tensors, format and config, no backbone metadata.
+    const head = Buffer.alloc(8);
+    const handle = fs.openSync(file, 'r+');
+    try {
+      fs.readSync(handle, head, 0, 8, 0);
+      const header = Buffer.alloc(Number(head.readBigUInt64LE()));
+      fs.readSync(handle, header, 0, header.length, 8);
+      const text = header.toString('utf8');
+      assert.ok(!text.includes('"backbone"') && text.split('"version":"2"').length === 2, 'one version field, no backbone reference');
+      fs.writeSync(handle, Buffer.from('"version":"1"'), 0, 13, 8 + header.indexOf('"version":"2"'));
+    } finally {
+      fs.closeSync(handle);
+    }
+    loaded.dispose();
+    loaded = await VideoRNN.load(file);
+    assert.equal(loaded.backbone.checkpoint.version, 1);
+    const [first, second] = [await saved.embed(clips), await loaded.embed(clips)];
+    first.forEach((rows, index) => assert.equal(maxAbsDiff(rows, second[index]), 0, `version 1, clip ${index}`));
     assert.deepEqual(await saved.predict(clips[0]), await loaded.predict(clips[0]));
   } finally {
     saved.dispose();
@@ -62,6 +85,11 @@ test('the native reader refuses a range past the end of the file or one whose si
     await model.loadStateFile(fd, file, [{ ...range, offset: 8, bytes: 8 }], '', false);
     const state = await model.getState();
     assert.deepEqual([...state.find((tensor) => tensor.name === 'classifier.2.bias').data], [0, 0]);
+    // What a small save asks for: every tensor but those named.
+    const skipped = state.filter((tensor) => tensor.name.startsWith('embedding.')).map((tensor) => tensor.name);
+    const kept = await model.getState(skipped);
+    assert.deepEqual(kept.map((tensor) => tensor.name), state.map((tensor) => tensor.name).filter((name) => !name.startsWith('embedding.')));
+    assert.throws(() => model.getState('embedding.'), (error) => error.code === 'E_INVALID_ARGUMENT');
   } finally {
     fs.closeSync(fd);
     model.dispose();

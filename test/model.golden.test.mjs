@@ -1,12 +1,12 @@
 // Golden comparisons against Debian's torchvision: the same VGG16 weights, read from each file
-// format, give the same fc7 embedding; a checkpoint loads into the seed's (fixed) PyTorch model
-// and gives the same logits.
+// format, give the same fc7 embedding; a small checkpoint (LSTM and head), with the torchvision weights
+// it references, loads into the seed's (fixed) PyTorch model and gives the same logits.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { VideoRNN } from '../dist/index.js';
+import { VideoRNN, backendInfo } from '../dist/index.js';
 import { makeClip, maxAbsDiff, readFloat32, referencePython, tempDir } from './helpers/clips.mjs';
 
 const size = 64;
@@ -46,14 +46,17 @@ for (const [format, file] of Object.entries(files)) {
   });
 }
 
-// Logits of `clips` from the seed's PyTorch model (bugs fixed) after loading `model`'s checkpoint.
+// Logits of `clips` from the seed's PyTorch model (bugs fixed) after loading `model`'s small checkpoint
+// and the torchvision weights it references (Python checks their identity against the checkpoint's).
 async function seedLogits(model, clips, name) {
   const checkpoint = path.join(dir, `${name}.safetensors`);
   await model.save(checkpoint);
+  assert.ok(fs.statSync(checkpoint).size < 5e6, 'a small checkpoint');
   fs.writeFileSync(path.join(dir, 'clips.bin'), Buffer.concat(clips.map((clip) => clip.data)));
   const out = path.join(dir, `${name}-logits.bin`);
   execFileSync(referencePython, [path.resolve('test/helpers/reference.py'), 'seed-logits', checkpoint, path.join(dir, 'clips.bin'),
-    clips.map((clip) => clip.frames).join(','), String(clips[0].height), String(clips[0].width), out], { stdio: 'inherit' });
+    clips.map((clip) => clip.frames).join(','), String(clips[0].height), String(clips[0].width), out, path.join(dir, 'vgg16.pth')],
+  { stdio: 'inherit' });
   fs.rmSync(checkpoint);
   return readFloat32(out);
 }
@@ -61,7 +64,7 @@ async function seedLogits(model, clips, name) {
 // Our logits, from the probabilities: log p differs from the logits by one constant per row.
 async function assertSameLogits(options, lengths, name) {
   const classes = ['a', 'b', 'c'];
-  const model = await VideoRNN.create({ classes, frameSize: 32, ...options });
+  const model = await VideoRNN.create({ classes, frameSize: 32, backboneWeights: path.join(dir, 'vgg16.pth'), ...options });
   const clips = lengths.map((length, index) => makeClip(length, 32, 100 + index));
   try {
     const logits = await seedLogits(model, clips, name);
@@ -113,6 +116,10 @@ for (const threads of [1, 2]) {
       frameSize: small, threads });
     try {
       const [fc7] = await model.embed(clip);
+      // The 12 convolutions after conv1_1 did run as Winograd, through the CPU's default kernel.
+      const kernel = backendInfo().winogradKernels[0];
+      const counter = `winograd${kernel[0].toUpperCase()}${kernel.slice(1)}`;
+      assert.deepEqual(model.stats.convolutions, { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 1, dense: 0, [counter]: 12 });
       assert.ok(Math.max(...expected.map(Math.abs)) > 1e-3, 'the reference embedding is not all zeros');
       const diff = maxAbsDiff(fc7, expected);
       assert.ok(diff < 1e-4, `max difference ${diff}`);

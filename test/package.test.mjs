@@ -46,6 +46,9 @@ test('the tarball holds the compiled library, its types, the native sources and 
   // Every source file the two build descriptions compile is shipped.
   const gyp = JSON.parse(fs.readFileSync(path.join(repositoryRoot, 'binding.gyp'), 'utf8'));
   for (const source of gyp.targets[0].sources) assert.ok(files.has(source), `${source} (binding.gyp) is in the tarball`);
+  // And every script binding.gyp runs while it is read.
+  const gypText = fs.readFileSync(path.join(repositoryRoot, 'binding.gyp'), 'utf8');
+  for (const [, script] of gypText.matchAll(/node (scripts\/[\w.-]+\.js)/g)) assert.ok(files.has(script), `${script} (run by binding.gyp) is in the tarball`);
   const cmake = fs.readFileSync(path.join(repositoryRoot, 'CMakeLists.txt'), 'utf8');
   for (const [source] of cmake.matchAll(/native\/[\w/]+\.(?:cpp|cc)/g)) assert.ok(files.has(source), `${source} (CMakeLists.txt) is in the tarball`);
 

@@ -25,14 +25,16 @@ before(async () => {
   model.dispose();
 });
 
-/** Starts the server on a free port; resolves once its "ready" log line names the address. */
-async function startServe(args, env = {}) {
-  const uploads = fs.mkdtempSync(path.join(folder, 'uploads-'));
-  const run = startCli(['serve', modelFile, '--port', '0', '--host', '127.0.0.1', '--temp-dir', uploads, ...args],
+/**
+ * Starts the server on a free port (on `host`, with its uploads in `uploads`); resolves once its
+ * "ready" log line names the address.
+ */
+async function startServe(args, env = {}, { host = '127.0.0.1', uploads = fs.mkdtempSync(path.join(folder, 'uploads-')) } = {}) {
+  const run = startCli(['serve', modelFile, '--port', '0', '--host', host, '--temp-dir', uploads, ...args],
     { env: { VIDEO_RNN_API_KEY: '', ...env }, timeoutMs: 180_000 });
   const lines = [];
   let buffered = '';
-  const address = await new Promise((resolve, reject) => {
+  const ready = await new Promise((resolve, reject) => {
     run.child.stdout.on('data', (text) => {
       buffered += text;
       const complete = buffered.split('\n');
@@ -40,12 +42,12 @@ async function startServe(args, env = {}) {
       for (const line of complete) {
         const entry = JSON.parse(line);
         lines.push(entry);
-        if (entry.msg === 'ready') resolve(entry.address);
+        if (entry.msg === 'ready') resolve(entry);
       }
     });
     run.finished.then((result) => reject(new Error(`the server exited before it was ready: ${JSON.stringify(result)}`)));
   });
-  return { ...run, url: address, lines, uploads };
+  return { ...run, url: ready.address, ready, lines, uploads };
 }
 
 test('SIGTERM with requests in flight: it stops listening, all of them complete, then it exits 0', async () => {
@@ -129,24 +131,9 @@ test('beyond loopback: refused without a key, served with --insecure-no-auth; st
     fs.mkdirSync(kept);
     fs.writeFileSync(path.join(kept, '0'), 'left behind');
   }
-  const run = startCli(['serve', modelFile, '--port', '0', '--host', '0.0.0.0', '--insecure-no-auth', '--temp-dir', uploads,
-    '--request-timeout-ms', '5000', '--headers-timeout-ms', '2000', '--keep-alive-timeout-ms', '1000'],
-  { env: { VIDEO_RNN_API_KEY: '' }, timeoutMs: 180_000 });
-  const lines = [];
-  let buffered = '';
-  const ready = await new Promise((resolve, reject) => {
-    run.child.stdout.on('data', (text) => {
-      buffered += text;
-      const complete = buffered.split('\n');
-      buffered = complete.pop();
-      for (const line of complete) {
-        const entry = JSON.parse(line);
-        lines.push(entry);
-        if (entry.msg === 'ready') resolve(entry);
-      }
-    });
-    run.finished.then((result) => reject(new Error(`the server exited before it was ready: ${JSON.stringify(result)}`)));
-  });
+  const run = await startServe(['--insecure-no-auth', '--request-timeout-ms', '5000', '--headers-timeout-ms', '2000',
+    '--keep-alive-timeout-ms', '1000'], {}, { host: '0.0.0.0', uploads });
+  const { ready, lines } = run;
   try {
     assert.deepEqual(ready.timeouts, { requestMs: 5000, headersMs: 2000, idleMs: 60_000, keepAliveMs: 1000 });
     assert.ok(lines.some((line) => line.level === 40 && /--insecure-no-auth/.test(line.msg)), 'a warning says the server is open');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadBackboneWeights, VGG16_BACKBONE_TENSORS, writeSafetensors } from '../dist/weights/index.js';
+import { backboneIdentity, loadBackbone, loadBackboneWeights, VGG16_BACKBONE_TENSORS, writeSafetensors } from '../dist/weights/index.js';
 import {
   assertRejectsWith, assertTensorsEqual, buildSafetensors, generate, removeDirectory, temporaryDirectory,
 } from './weights.fixtures.mjs';
@@ -11,12 +11,13 @@ import {
 // per file, written to a temporary folder and removed at the end.
 let directory;
 let expected;
+let identity;
 let backboneExpected;
 let loaded;
 
 before(() => {
   directory = temporaryDirectory('backbone');
-  ({ expected } = generate('vgg16', directory));
+  ({ expected, identity } = generate('vgg16', directory));
   backboneExpected = Object.fromEntries(Object.entries(expected).filter(([name]) => !name.startsWith('classifier.6.')));
 });
 
@@ -28,15 +29,18 @@ test('VGG16_BACKBONE_TENSORS lists torchvision\'s vgg16 state_dict without fc8, 
   assert.ok(Object.isFrozen(VGG16_BACKBONE_TENSORS) && Object.isFrozen(VGG16_BACKBONE_TENSORS[0].shape));
 });
 
-for (const [label, file] of [['zip .pth', 'vgg16.zip.pth'], ['legacy .pth', 'vgg16.legacy.pth'],
-  ['timm-named .safetensors', 'vgg16.timm.safetensors']]) {
-  test(`loads the ${label} exactly as torchvision wrote it`, async (context) => {
+// The identity is Python's, computed from README's definition over torchvision's state_dict: every file
+// form and naming of the same weights has that one identity.
+for (const [label, file, naming] of [['zip .pth', 'vgg16.zip.pth', 'torchvision'], ['legacy .pth', 'vgg16.legacy.pth', 'torchvision'],
+  ['timm-named .safetensors', 'vgg16.timm.safetensors', 'timm']]) {
+  test(`loads the ${label} exactly as torchvision wrote it, with the backbone identity Python computes`, async (context) => {
     const started = process.hrtime.bigint();
-    const tensors = await loadBackboneWeights(join(directory, file));
+    const { tensors, reference } = await loadBackbone(join(directory, file));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    context.diagnostic(`${file}: ${seconds.toFixed(2)} s`);
+    context.diagnostic(`${file}: ${seconds.toFixed(2)} s with the identity`);
     assert.deepEqual([...tensors.keys()], Object.keys(backboneExpected), 'backbone order, fc8 dropped');
     assertTensorsEqual(tensors, backboneExpected, file);
+    assert.deepEqual(reference, { identity, naming, hint: file });
     loaded = tensors;
     rmSync(join(directory, file));
   });
@@ -50,7 +54,7 @@ async function writeVariant(name, edit) {
   return path;
 }
 
-test('accepts a "module." prefix and ignores fc8', async () => {
+test('accepts a "module." prefix and ignores fc8 (safetensors, torchvision names: the same identity)', async () => {
   const path = await writeVariant('module.safetensors', (tensors) => {
     for (const [name, tensor] of [...tensors]) {
       tensors.delete(name);
@@ -59,8 +63,19 @@ test('accepts a "module." prefix and ignores fc8', async () => {
     tensors.set('module.classifier.6.weight', { shape: [3, 4096], data: new Float32Array(3 * 4096) });
     tensors.set('module.classifier.6.bias', { shape: [3], data: new Float32Array(3) });
   });
-  assertTensorsEqual(await loadBackboneWeights(path), backboneExpected, 'module. prefix');
+  const { tensors, reference } = await loadBackbone(path);
+  assertTensorsEqual(tensors, backboneExpected, 'module. prefix');
+  assert.equal(reference.identity, identity, 'a torchvision-named safetensors file has the same identity');
   rmSync(path);
+});
+
+test('the identity does not depend on the order tensors come in, and changes with one value', () => {
+  assert.equal(backboneIdentity(new Map([...loaded].reverse())), identity);
+  const data = new Float32Array(loaded.get('features.28.bias').data);
+  data[7] = Math.fround(data[7] + 1e-3);
+  const changed = new Map(loaded);
+  changed.set('features.28.bias', { shape: [512], data });
+  assert.notEqual(backboneIdentity(changed), identity);
 });
 
 test('a wrong shape is E_WEIGHTS_SHAPE naming the tensor and both shapes', async () => {

@@ -19,6 +19,10 @@ import zipfile
 import torch
 import torchvision
 
+# The identity as Python computes it from its definition, the one README's interop snippet uses.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bench', 'reference'))
+from seed_model import backbone_identity  # noqa: E402
+
 SAFETENSORS_DTYPES = {
     torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64',
     torch.int64: 'I64', torch.int32: 'I32', torch.int16: 'I16', torch.int8: 'I8', torch.uint8: 'U8',
@@ -183,7 +187,7 @@ def read_safetensors(path):
 def vgg16(directory):
     torch.manual_seed(0)
     state = torchvision.models.vgg16().state_dict()
-    manifest = {'expected': expected(state)}
+    manifest = {'expected': expected(state), 'identity': backbone_identity(state)}
     torch.save(state, os.path.join(directory, 'vgg16.zip.pth'))
     torch.save(state, os.path.join(directory, 'vgg16.legacy.pth'), _use_new_zipfile_serialization=False)
     timm = collections.OrderedDict((name, value) for name, value in state.items() if name.startswith('features.'))

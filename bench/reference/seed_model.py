@@ -7,6 +7,7 @@ file (our checkpoint) rather than a download; the frozen backbone stays in eval 
 trains, so its dropout layers do nothing (a frozen feature extractor must give fixed features).
 """
 import collections
+import hashlib
 import json
 import struct
 
@@ -73,12 +74,47 @@ def read_safetensors(path):
     return tensors, metadata
 
 
-def load_checkpoint(path):
-    """A video-rnn checkpoint as (model in eval mode, its config, its state dict on the CPU)."""
+def backbone_identity(weights):
+    """video-rnn's backbone identity of torchvision-named VGG16 weights: SHA-256 of a domain line, then for
+    each backbone tensor in torchvision's order (fc8 left out) "name F32 d0,d1,...\n" and its values as
+    little-endian float32."""
+    digest = hashlib.sha256(b'video-rnn vgg16 backbone identity 1\n')
+    for name, tensor in weights.items():
+        if name.startswith('classifier.6.'):
+            continue
+        digest.update(f"{name} F32 {','.join(str(size) for size in tensor.shape)}\n".encode())
+        digest.update(tensor.detach().float().contiguous().numpy().astype('<f4').tobytes())
+    return digest.hexdigest()
+
+
+def read_backbone(path):
+    """torchvision-named VGG16 weights from a torch .pth (as torchvision publishes them) or a safetensors file."""
+    with open(path, 'rb') as handle:
+        head = handle.read(2)
+    if head in (b'PK', b'\x80\x02'):
+        return torch.load(path, map_location='cpu')
+    return read_safetensors(path)[0]
+
+
+def load_checkpoint(path, backbone=None):
+    """A video-rnn checkpoint as (model in eval mode, its config, its state dict on the CPU). A small
+    checkpoint (metadata `backbone`) holds the LSTM, the head and any trained backbone tensors: the rest
+    comes from `backbone`, the torchvision weights file it names, checked by identity."""
     tensors, metadata = read_safetensors(path)
     if metadata.get('format') != 'video-rnn':
         raise ValueError(f'{path} is not a video-rnn checkpoint')
     config = json.loads(metadata['config'])
+    if not any(name.startswith('embedding.features.') for name in tensors):
+        if backbone is None:
+            raise ValueError(f'{path} references its backbone: pass the weights file it names')
+        weights = read_backbone(backbone)
+        reference = json.loads(metadata['backbone'])
+        if backbone_identity(weights) != reference['identity']:
+            raise ValueError(f'{backbone} is not the backbone {reference["identity"]} that {path} was trained on')
+        base = collections.OrderedDict((f'embedding.{name}', value) for name, value in weights.items()
+                                       if not name.startswith('classifier.6.'))
+        base.update(tensors)
+        tensors = base
     model = SeedVideoRNN(len(config['classes']), config['hiddenSize'], config['numLayers'], config['bidirectional'],
                          config['headSize'], config.get('dropout', 0.0))
     model.load_state_dict(tensors, strict=True)

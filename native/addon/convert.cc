@@ -102,6 +102,15 @@ EngineConfig to_engine_config(const Napi::Object& object) {
   config.huge_pages = bool_field(object, "hugePages", config.huge_pages);
   config.prepacked_convolutions = bool_field(object, "prepackedConvolutions", config.prepacked_convolutions);
   config.winograd_convolutions = bool_field(object, "winogradConvolutions", config.winograd_convolutions);
+  const std::string kernel = string_field(object, "winogradKernel", "auto");
+  if (!winograd_kernel_from_name(kernel, &config.winograd_kernel)) {
+    throw coded_error(object.Env(), "E_INVALID_ARGUMENT", "winogradKernel must be auto, baseline, avx2 or avx512, got " + kernel);
+  }
+  // A kernel forced for this CPU fails here, at the model's creation, not at its first forward.
+  if (!winograd_kernel_available(config.winograd_kernel)) {
+    throw coded_error(object.Env(), "E_INVALID_ARGUMENT", std::string("winogradKernel=") + kernel +
+        ": this CPU lacks the instructions it needs (avx512: AVX-512F; avx2: AVX2 and FMA)");
+  }
   return config;
 }
 

@@ -140,8 +140,18 @@ Napi::Value ModelWrap::ConfigureTraining(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::GetState(const Napi::CallbackInfo& info) {
   auto engine = this->engine(info.Env());
+  // Optional: the names of parameters to leave out (an array of strings).
+  std::set<std::string> skip;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsArray()) throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "getState takes an array of parameter names to skip");
+    auto array = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      if (!array.Get(i).IsString()) throw coded_error(info.Env(), "E_INVALID_ARGUMENT", "getState takes an array of parameter names to skip");
+      skip.insert(array.Get(i).As<Napi::String>().Utf8Value());
+    }
+  }
   auto out = std::make_shared<NamedTensors>();
-  return EngineWorker::Run(info.Env(), engine, [engine, out] { *out = engine->state(); },
+  return EngineWorker::Run(info.Env(), engine, [engine, out, skip] { *out = engine->state(skip); },
                            [out](Napi::Env env) -> Napi::Value { return to_js_named_tensors(env, *out); });
 }
 
@@ -222,6 +232,14 @@ Napi::Value ModelWrap::Counters(const Napi::CallbackInfo& info) {
   for (int i = 0; i < kPhaseCount; ++i) phases.Set(kPhaseNames[i], Napi::Number::New(env, static_cast<double>(totals.nanoseconds[i]) / 1e6));
   object.Set("phaseMs", phases);
   object.Set("calls", Napi::Number::New(env, static_cast<double>(totals.calls)));
+  // Convolution layers run per path (prepacked_features.h), in ConvolutionPath's order.
+  static const char* const kPathNames[] = {"winogradAvx512", "winogradAvx2", "winogradBaseline", "onednn", "dense"};
+  static_assert(sizeof(kPathNames) / sizeof(kPathNames[0]) == static_cast<size_t>(ConvolutionPath::kCount));
+  auto paths = Napi::Object::New(env);
+  for (size_t i = 0; i < counters.convolutions.size(); ++i) {
+    paths.Set(kPathNames[i], Napi::Number::New(env, static_cast<double>(counters.convolutions[i])));
+  }
+  object.Set("convolutions", paths);
   return object;
 }
 

@@ -28,6 +28,12 @@ export function precisionInUse(device: string, wanted: Precision): 'fp32' | 'bf1
   return resolveBackend(device, wanted, { available: true, devices: Infinity }).precision;
 }
 
+/** Where a small checkpoint's backbone comes from, for every command that loads a model. */
+export function addBackboneOption(command: Command): Command {
+  return command.option('--backbone <file>',
+    'VGG16 weights that a small checkpoint references (default: the file it names, in its folder or in VIDEO_RNN_BACKBONE_PATH)');
+}
+
 export function addOutputOptions(command: Command): Command {
   return command
     .option('--json', 'print one JSON object on stdout instead of text', false)
@@ -48,6 +54,7 @@ export function addTrainingOptions(command: Command, defaults: { epochs: number;
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)")
     .option('--seed <n>', 'seed for initialisation, shuffling and the validation split', parse.nonNegativeInteger, 0)
     .option('--checkpoint-every <n>', 'also save the model to --output every N epochs, with its training state in <output>.state', parse.positiveInteger)
+    .option('--embed-backbone', 'save self-contained files, with the whole backbone (default: a model built from --weights saves the trained tensors and references the weights)', false)
     .option('--resume <checkpoint>', 'continue the run that saved this checkpoint (and <checkpoint>.state): its weights, optimiser state, epoch and settings')
     .option('--report <file.html>', 'write an HTML report: loss and accuracy curves, confusion matrix', parse.reportFile);
 }

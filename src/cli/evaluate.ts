@@ -5,7 +5,7 @@ import path from 'node:path';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions, addPrecisionOption, precisionInUse } from './common';
+import { addBackboneOption, addDeviceOption, addOutputOptions, addPrecisionOption, precisionInUse } from './common';
 import { openDataset } from './datasets';
 import { evaluationText, printJson } from './format';
 import { onInterrupt } from './interrupt';
@@ -13,6 +13,7 @@ import { ProgressDisplay } from './progress';
 import type { EvalReport } from '../metrics';
 
 interface EvaluateFlags {
+  backbone?: string;
   batchSize: number;
   root?: string;
   device: Device;
@@ -29,10 +30,11 @@ export function registerEvaluate(program: Command): void {
     .option('--batch-size <n>', 'clips per forward pass', parse.positiveInteger, 8)
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)");
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   addOutputOptions(command);
   command.action(async (modelFile: string, dataset: string, flags: EvaluateFlags) => {
-    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision });
+    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision , backboneWeights: flags.backbone });
     const note = (message: string): void => { if (!flags.quiet) process.stderr.write(`${message}\n`); };
     const interrupt = onInterrupt(note);
     try {

@@ -5,7 +5,7 @@ import { MAX_TRAINABLE_BACKBONE_LAYERS } from '../constants';
 import { VideoRNN } from '../model';
 import type { Device } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
+import { addBackboneOption, addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
 import { WorkersExited, launchWorkers, launches, workerDevice } from './launch';
 import { openTrainingData } from './datasets';
 import { TrainingFlags, runTrainingCommand } from './training-run';
@@ -27,6 +27,7 @@ export function registerFineTune(program: Command): void {
   addTrainingOptions(command, { epochs: 5, lr: 1e-4 })
     .option('--backbone-lr <rate>', 'learning rate of the unfrozen VGG16 layers (default: --lr / 10)', parse.positiveNumber);
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   addParallelOptions(command);
   addOutputOptions(command);
@@ -35,7 +36,7 @@ export function registerFineTune(program: Command): void {
       checkBackend(flags.device, flags.precision);
       throw new WorkersExited(await launchWorkers(process.argv, flags));
     }
-    const model = await VideoRNN.load(modelFile, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads });
+    const model = await VideoRNN.load(modelFile, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads , backboneWeights: flags.backbone });
     try {
       const data = await openTrainingData(dataset, flags.val, { root: flags.root, seed: flags.seed, classes: model.classes });
       await runTrainingCommand({ command: 'fine-tune', model, dataset, data, flags,

@@ -2,8 +2,9 @@
 import { Command } from 'commander';
 import os from 'node:os';
 import { BF16_EMULATED_WARNING, CpuBf16, backendInfo } from '../backend';
+import { inspectCheckpoint } from '../checkpoint-info';
 import { addonPath } from '../native';
-import { printJson } from './format';
+import { bytes, printJson } from './format';
 import { packageVersion } from './package-info';
 
 /** The text line for bf16 on the CPU. */
@@ -18,11 +19,37 @@ function warningsOf(bf16: CpuBf16): string[] {
   return bf16.native === false ? [BF16_EMULATED_WARNING] : [];
 }
 
+async function describeModel(path: string, json: boolean): Promise<void> {
+  const info = await inspectCheckpoint(path);
+  if (json) {
+    printJson(info);
+    return;
+  }
+  const { backbone } = info;
+  const source = backbone.hint === null ? 'random initialisation or unknown' : `${backbone.naming}-named weights from a file named ${backbone.hint}`;
+  const lines = [
+    ['model', `${info.path} (${bytes(info.bytes)}, version ${info.version})`],
+    ['classes', info.config.classes.join(', ')],
+    ['backbone', `${backbone.identity}${backbone.identityFrom === 'computed' ? ' (of the weights the file holds)' : ''}`],
+    ['weights', source],
+    ['contained', info.selfContained ? 'yes: self-contained, the whole backbone is in the file'
+      : 'no: the file references the backbone by identity and holds only the trained tensors'],
+    ['trained', backbone.trainedTensors.length === 0 ? 'no backbone tensors' : `${backbone.trainedTensors.length} backbone tensors (${backbone.trainedTensors.join(', ')})`],
+  ];
+  process.stdout.write(lines.map(([name, value]) => `${`${name}:`.padEnd(11)}${value}`).join('\n') + '\n');
+}
+
 export function registerInfo(program: Command): void {
   program.command('info')
-    .description('LibTorch version, CUDA devices, threads, bf16 on the CPU, ffmpeg and the native addon in use')
+    .description('LibTorch version, CUDA devices, threads, bf16 on the CPU, ffmpeg and the native addon in use; ' +
+      'with a model file: its backbone identity and whether the file is self-contained')
+    .argument('[model]', 'a saved model (.safetensors) to describe instead')
     .option('--json', 'print one JSON object on stdout instead of text', false)
-    .action((flags: { json: boolean }) => {
+    .action(async (model: string | undefined, flags: { json: boolean }) => {
+      if (model !== undefined) {
+        await describeModel(model, flags.json);
+        return;
+      }
       const backend = backendInfo();
       const info = {
         version: packageVersion(),

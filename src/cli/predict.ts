@@ -4,10 +4,11 @@ import path from 'node:path';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
+import { addBackboneOption, addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { predictionText, printJson } from './format';
 
 interface PredictFlags {
+  backbone?: string;
   top: number;
   batchSize: number;
   device: Device;
@@ -24,9 +25,10 @@ export function registerPredict(program: Command): void {
     .option('--batch-size <n>', 'videos per forward pass', parse.positiveInteger, 8)
     .option('--json', 'print one JSON object on stdout instead of text', false);
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   command.action(async (modelFile: string, videos: string[], flags: PredictFlags) => {
-    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision });
+    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision , backboneWeights: flags.backbone });
     try {
       const precision = precisionInUse(model.device, flags.precision);
       const topK = Math.min(flags.top, model.classes.length);

@@ -3,15 +3,17 @@
 // requests in flight finish within --drain-seconds, and exits 0. It refuses to listen beyond
 // loopback without an API key unless --insecure-no-auth says that is meant.
 import net from 'node:net';
+import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VideoRNN } from '../model';
 import type { Device, Precision } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addPrecisionOption, precisionInUse } from './common';
+import { addBackboneOption, addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { exitCodes } from './errors';
 import { videoLimits } from '../video/limits';
 
 interface ServeFlags {
+  backbone?: string;
   port: number;
   host: string;
   device: Device;
@@ -69,6 +71,7 @@ export function registerServe(program: Command): void {
     .option('--drain-seconds <s>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', parse.positiveNumber, 30)
     .addOption(new Option('--log-level <level>', 'pino log level').choices(logLevels).default('info'));
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   command.action(async (modelFile: string, flags: ServeFlags) => serve(modelFile, flags));
 }
@@ -93,11 +96,14 @@ async function serve(modelFile: string, flags: ServeFlags): Promise<void> {
   }
   const idleTimeoutMs = flags.idleTimeoutMs ?? Math.max(60_000, flags.timeoutMs + 10_000);
   // Loaded here, not at the top, so the other commands do not pay for the HTTP stack.
-  const [{ default: Fastify }, { videoRNNPlugin, videoRNNRequestId }, { removeLiveUploadsSync }] = await Promise.all([
+  const [{ default: Fastify }, { videoRNNPlugin, videoRNNRequestId }, { removeLiveUploadsSync, checkTempDir }] = await Promise.all([
     import('fastify'), import('../fastify'), import('../serve/http/uploads')]);
+  // Before the model's seconds of loading: a wrong --temp-dir is known at once.
+  await checkTempDir(flags.tempDir ?? os.tmpdir());
   // Every decode then checks the decoded timestamps too, and refuses a video that states no duration.
   videoLimits({ maxVideoSeconds: flags.maxVideoSeconds });
-  const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads });
+  const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, threads: flags.threads,
+    backboneWeights: flags.backbone });
   const app = Fastify({
     logger: { level: flags.logLevel },
     genReqId: videoRNNRequestId,

@@ -4,7 +4,7 @@ import { MAX_TRAINABLE_BACKBONE_LAYERS, MIN_FRAME_SIZE } from '../constants';
 import { VideoRNN } from '../model';
 import { Device, LIMITS, Sampling } from '../options';
 import * as parse from './arguments';
-import { addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
+import { addBackboneOption, addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
 import { WorkersExited, launchWorkers, launches, workerDevice } from './launch';
 import { openTrainingData } from './datasets';
 import { TrainingFlags, runTrainingCommand } from './training-run';
@@ -43,6 +43,7 @@ export function registerTrain(program: Command): void {
     .option('--max-frames <n>', 'keep at most this many frames per clip', parse.positiveInteger)
     .option('--frames <n>', 'take exactly this many frames, spread over the clip', parse.positiveInteger);
   addDeviceOption(command);
+  addBackboneOption(command);
   addPrecisionOption(command);
   addParallelOptions(command);
   addOutputOptions(command);
@@ -58,7 +59,7 @@ export function registerTrain(program: Command): void {
     if (flags.frames !== undefined) sampling.frames = flags.frames;
     // A resumed run rebuilds the model the checkpoint describes; the architecture flags do not apply.
     const model = flags.resume
-      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads })
+      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads , backboneWeights: flags.backbone })
       : await VideoRNN.create({
         classes: data.train.classes, backboneWeights: flags.weights, trainableBackboneLayers: flags.trainableLayers,
         hiddenSize: flags.hiddenSize, headSize: flags.headSize, numLayers: flags.layers, bidirectional: !flags.unidirectional,

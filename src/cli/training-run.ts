@@ -29,6 +29,8 @@ export interface TrainingFlags extends ParallelFlags {
   val?: ValidationSpec;
   checkpointEvery?: number;
   resume?: string;
+  backbone?: string;
+  embedBackbone: boolean;
   report?: string;
   json: boolean;
   quiet: boolean;
@@ -87,7 +89,7 @@ export async function runTrainingCommand(run: TrainingRun): Promise<void> {
   const options: TrainOptions = {
     epochs: flags.epochs, batchSize: flags.batchSize, learningRate: flags.lr, optimizer: flags.optimizer,
     momentum: flags.momentum, weightDecay: flags.weightDecay, seed: flags.seed, validation: data.validation, signal: interrupt.signal, onProgress,
-    checkpoint: flags.checkpointEvery ? { path: flags.output, everyEpochs: flags.checkpointEvery } : undefined,
+    checkpoint: flags.checkpointEvery ? { path: flags.output, everyEpochs: flags.checkpointEvery, embedBackbone: flags.embedBackbone } : undefined,
     resume: flags.resume,
     distributed,
   };
@@ -109,7 +111,7 @@ export async function runTrainingCommand(run: TrainingRun): Promise<void> {
     }
     if (!leader) return;
     // A checkpoint run has already written the last epoch to the output.
-    if (!options.checkpoint) await model.save(flags.output);
+    if (!options.checkpoint) await model.save(flags.output, { embedBackbone: flags.embedBackbone });
     let evaluation: EvalReport | undefined = report.validation;
     if (flags.report) {
       evaluation ??= await model.evaluate(data.train, { batchSize: flags.batchSize, signal: interrupt.signal });

@@ -92,7 +92,13 @@ function sameShape(first: readonly number[], second: readonly number[]): boolean
  * in the file is ignored. A missing tensor or wrong shape: E_WEIGHTS_SHAPE naming it.
  */
 export async function loadBackboneWeights(path: string): Promise<TensorMap> {
+  return (await readBackbone(path)).tensors;
+}
+
+/** loadBackboneWeights, and which naming the file used (timm's when its fc6/fc7 were conv-shaped). */
+export async function readBackbone(path: string): Promise<{ tensors: TensorMap; naming: 'torchvision' | 'timm' }> {
   const { tensors } = await readWeightsFile(path);
+  let naming: 'torchvision' | 'timm' = 'torchvision';
   const byName = new Map<string, HostTensor>();
   for (const [name, tensor] of tensors) byName.set(name.startsWith('module.') ? name.slice('module.'.length) : name, tensor);
 
@@ -106,6 +112,7 @@ export async function loadBackboneWeights(path: string): Promise<TensorMap> {
     if (!tensor && timm && byName.has(timm.name)) {
       fileName = timm.name;
       fileShape = timm.shape;
+      naming = 'timm';
       tensor = byName.get(fileName);
     }
     const label = fileName === spec.name ? spec.name : `${spec.name} (${fileName} in the file)`;
@@ -125,5 +132,5 @@ export async function loadBackboneWeights(path: string): Promise<TensorMap> {
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
     throw new VideoRNNError('E_WEIGHTS_SHAPE', `${path} is not a VGG16 backbone: ${problems[0]}${more}`);
   }
-  return result;
+  return { tensors: result, naming };
 }

@@ -4,9 +4,10 @@ usage: reference.py vgg16 OUT_DIR SEED FRAMES_BIN N H W [FORMATS]
          writes torchvision.models.vgg16() weights (seeded) in each format asked for
          (zip, legacy, safetensors, timm; comma-separated) and fc7.bin, the float32 fc7 of the
          frames (uint8 [N, H, W, 3]) with classifier[:-1], in eval mode
-       reference.py seed-logits CHECKPOINT FRAMES_BIN LENGTHS H W OUT_BIN
-         loads a video-rnn checkpoint into the seed's model (bugs fixed) with load_state_dict and
-         writes the logits of the clips (LENGTHS: comma-separated frame counts, in FRAMES_BIN order)
+       reference.py seed-logits CHECKPOINT FRAMES_BIN LENGTHS H W OUT_BIN [BACKBONE]
+         loads a video-rnn checkpoint (a small one with the torchvision weights file BACKBONE) into the
+         seed's model (bugs fixed) with load_state_dict and writes the logits of the clips (LENGTHS:
+         comma-separated frame counts, in FRAMES_BIN order)
 """
 import collections
 import json
@@ -73,9 +74,9 @@ def vgg16(out_dir, seed, frames_bin, n, h, w, formats):
     fc7.numpy().astype('<f4').tofile(f'{out_dir}/fc7.bin')
 
 
-def seed_logits(checkpoint, frames_bin, lengths, h, w, out_bin):
+def seed_logits(checkpoint, frames_bin, lengths, h, w, out_bin, backbone=None):
     # The one PyTorch version of the seed's model (bugs fixed), shared with the benchmarks.
-    model, _, _ = load_checkpoint(checkpoint)
+    model, _, _ = load_checkpoint(checkpoint, backbone)
     x = read_frames(frames_bin, sum(lengths), h, w)
     clips = list(torch.split(x, lengths))
     packed = torch.nn.utils.rnn.pack_sequence(clips, enforce_sorted=False)
@@ -89,7 +90,8 @@ def main(argv):
         formats = argv[8].split(',') if len(argv) > 8 else ['zip']
         vgg16(argv[2], int(argv[3]), argv[4], int(argv[5]), int(argv[6]), int(argv[7]), formats)
     elif argv[1] == 'seed-logits':
-        seed_logits(argv[2], argv[3], [int(v) for v in argv[4].split(',')], int(argv[5]), int(argv[6]), argv[7])
+        seed_logits(argv[2], argv[3], [int(v) for v in argv[4].split(',')], int(argv[5]), int(argv[6]), argv[7],
+                    argv[8] if len(argv) > 8 else None)
     else:
         raise SystemExit(__doc__)
 

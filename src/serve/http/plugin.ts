@@ -127,7 +127,7 @@ export async function videoRNNPlugin(app: FastifyInstance, options: VideoRNNPlug
     const ready = service.accepting;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'busy', queued, maxQueue: service.limits.maxQueue });
   });
-  app.get('/v1/model', async () => ({ classes: model.classes, config: model.config, device: model.device, precision }));
+  app.get('/v1/model', async () => ({ classes: model.classes, config: model.config, device: model.device, precision, backbone: model.backbone }));
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   // JSON bodies name files and nothing else: at most maxFiles paths of PATH_MAX (4096) bytes, plus
   // room for the brackets. Video bodies are not parsed by Fastify: the route counts their bytes.

@@ -131,18 +131,23 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/**
- * Checks at start that `folder` is a folder this process can create uploads in (E_INVALID_ARGUMENT
- * naming it otherwise), then removes the upload folders left there by processes of this user that
- * no longer run. Folders named without a pid, of another user, or of a live process stay.
- */
-export async function prepareTempDir(folder: string): Promise<{ swept: string[] }> {
+/** E_INVALID_ARGUMENT naming `folder` unless it is a folder this process can create uploads in. */
+export async function checkTempDir(folder: string): Promise<void> {
   try {
     if (!(await fs.promises.stat(folder)).isDirectory()) throw new Error('not a folder');
     await fs.promises.access(folder, fs.constants.W_OK | fs.constants.X_OK);
   } catch (error) {
     throw new VideoRNNError('E_INVALID_ARGUMENT', `tempDir: "${folder}" is not a folder this process can write to`, { cause: error });
   }
+}
+
+/**
+ * Checks at start that `folder` is a folder this process can create uploads in (E_INVALID_ARGUMENT
+ * naming it otherwise), then removes the upload folders left there by processes of this user that
+ * no longer run. Folders named without a pid, of another user, or of a live process stay.
+ */
+export async function prepareTempDir(folder: string): Promise<{ swept: string[] }> {
+  await checkTempDir(folder);
   const swept: string[] = [];
   for (const name of await fs.promises.readdir(folder)) {
     const match = ownedName.exec(name);
