@@ -26,13 +26,15 @@ export interface Tuning {
   chunkFrames: number;
   /** ffmpeg and ffprobe started by a small helper process, not by this one (src/video/launcher.ts). */
   launcher: boolean;
+  /** Stream facts of MP4/MOV files from their index, read here, instead of from ffprobe (src/video/mp4-index.ts). */
+  containerIndex: boolean;
 }
 
 export type WinogradKernel = 'auto' | 'baseline' | 'avx2' | 'avx512';
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
 type NumericKey = Exclude<keyof Tuning, 'winogradKernel'>;
-const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1] };
+const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
 // Settings that take one of a few names instead of a number.
 const choices: { winogradKernel: readonly WinogradKernel[] } = { winogradKernel: ['auto', 'baseline', 'avx2', 'avx512'] };
 

@@ -4,7 +4,8 @@ import { VideoRNNError, checkInteger, checkString, throwIfAborted } from '../err
 import { locateFfmpeg } from './ffmpeg';
 import { AllFrames, type ClipFrames, type FrameSink, SampledFrames, largestClipBytes, tooLarge } from './frames';
 import { type VideoLimits, checkBeforeDecoding, inputGuards, refusalFrom, resolveLimits } from './limits';
-import { ffmpegInput, probeStreamCached, statVideo, type VideoInfo, type VideoStream } from './probe';
+import { checkPixels, ffmpegInput, probeStreamCached, statVideo, type VideoInfo, type VideoStream } from './probe';
+import { readMp4Index } from './mp4-index';
 import { lastLine, runFfmpeg } from './process';
 import {
   type DecodeOptions, type DecodeSettings, type ProbeOptions, defaultDecodeTimeout, defaultProbeTimeout,
@@ -78,7 +79,7 @@ async function decodePass(
     // -nostdin: ffmpeg otherwise watches stdin for key presses. Errors only, so the last line is the cause.
     inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...inputGuards(limits), ...threadOptions()],
     outputOptions: [
-      '-map', `0:${stream.streamIndex}`,
+      '-map', stream.map,
       '-vf', geometry.filters.join(','),
       // Passthrough: rawvideo would otherwise be treated as constant-rate and frames duplicated or dropped.
       '-vsync', 'passthrough',
@@ -97,6 +98,18 @@ async function decodePass(
 }
 
 /**
+ * An MP4/MOV file's stream facts from its own index, read here, so that decoding starts one process
+ * (ffmpeg) and not two; null where the reader cannot answer, or where `mov` is not an allowed
+ * format (ffmpeg then refuses the file with the same message ffprobe would give).
+ */
+async function indexedStream(file: string, limits: VideoLimits): Promise<VideoStream | null> {
+  if (!tuning().containerIndex || !limits.formats.includes('mov')) return null;
+  const stream = await readMp4Index(file);
+  if (stream !== null) checkPixels(`Probing "${file}"`, stream.width, stream.height, limits);
+  return stream;
+}
+
+/**
  * Decodes a video file into RGB24 frames. Sampling happens in two steps: `fps` (if set) resamples the
  * stream in ffmpeg, then `frames` or `maxFrames` picks evenly spread frames from what that produced,
  * in one pass whatever the container claims (src/video/frames.ts).
@@ -112,7 +125,7 @@ export async function decodeVideo(path: string, options?: DecodeOptions): Promis
   const release = await slots.acquire(settings.signal, what);
   try {
     const budget = new Budget(settings.timeout);
-    const stream = await probeStreamCached(ffprobe, file, stats,
+    const stream = await indexedStream(file, limits) ?? await probeStreamCached(ffprobe, file, stats,
       { signal: settings.signal, timeoutMs: budget.take(defaultProbeTimeout), limits });
     checkBeforeDecoding(what, stream, settings, limits);
     const geometry = outputGeometry(stream, settings);

@@ -18,8 +18,11 @@ export interface VideoInfo {
 
 /** Internal details decodeVideo needs beyond the public report. */
 export interface VideoStream extends VideoInfo {
-  /** Absolute stream index, for `-map 0:<index>`. */
-  streamIndex: number;
+  /**
+   * The stream for ffmpeg's `-map`: `0:<absolute index>` from ffprobe, or `0:V:0` (the first video
+   * stream that is not cover art) from a container index, whose track order need not be ffmpeg's.
+   */
+  map: string;
 }
 
 interface ProbeLimits {
@@ -105,6 +108,14 @@ function parseReport(text: string, what: string): ProbeReport {
   }
 }
 
+/** Refuses frames larger than maxPixels, from the stream's stated size. */
+export function checkPixels(what: string, width: number, height: number, limits: VideoLimits): void {
+  if (width * height > limits.maxPixels) {
+    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: frames of ${width}x${height} have more than ` +
+      `${limits.maxPixels} pixels (maxPixels; --max-pixels or VIDEO_RNN_MAX_PIXELS raises it)`);
+  }
+}
+
 /** Probes the first real video stream (cover art in audio files is a one-frame "video" and does not count). */
 export async function probeStream(ffprobe: string, file: string, limits: ProbeLimits): Promise<VideoStream> {
   const what = `Probing "${file}"`;
@@ -125,10 +136,7 @@ export async function probeStream(ffprobe: string, file: string, limits: ProbeLi
   if (width <= 0 || height <= 0) {
     throw new VideoRNNError('E_VIDEO_DECODE', `${what}: the video stream has no frame size (${width}x${height})`);
   }
-  if (width * height > limits.limits.maxPixels) {
-    throw new VideoRNNError('E_VIDEO_DECODE', `${what}: refused: frames of ${width}x${height} have more than ` +
-      `${limits.limits.maxPixels} pixels (maxPixels; --max-pixels or VIDEO_RNN_MAX_PIXELS raises it)`);
-  }
+  checkPixels(what, width, height, limits.limits);
 
   let frames = parseCount(video.nb_frames);
   if (!Number.isFinite(frames) || frames <= 0) {
@@ -156,7 +164,7 @@ export async function probeStream(ffprobe: string, file: string, limits: ProbeLi
     width: sideways ? height : width,
     height: sideways ? width : height,
     frames,
-    streamIndex: video.index,
+    map: `0:${video.index}`,
   };
 }
 
