@@ -63,6 +63,16 @@ async function refusedFormat(promise, format) {
   return error;
 }
 
+// ffmpeg 5.1 detects HLS from the content of any file, and the allow-list refuses it; ffmpeg 6.1 and
+// later detect it only in files named .m3u8, .m3u or .hls, so an extension-less upload is then no
+// known format at all. Either way it ends in E_VIDEO_DECODE before anything it names is opened.
+async function refusedHls(promise, file) {
+  if (/\.m3u8$/.test(file)) return refusedFormat(promise, 'hls');
+  const error = await rejectsWithCode(promise, 'E_VIDEO_DECODE');
+  assert.match(error.message, /\(hls\) is not among the allowed formats|Invalid data found/, error.message);
+  return error;
+}
+
 async function decoderStillWorks() {
   assert.deepEqual(frameColours(await decodeVideo(segments, { frames: 4 })), ['red', 'green', 'blue', 'white']);
   assert.deepEqual(ffmpegChildren(), [], 'no ffmpeg or ffprobe left running');
@@ -77,8 +87,8 @@ test('HLS playlists naming file://, relative and http:// segments are refused; n
     write('network.m3u8', hlsPlaylist(`${counter.url}/segment.ts`)),
   ];
   for (const playlist of playlists) {
-    await refusedFormat(decodeVideo(playlist), 'hls');
-    await refusedFormat(probeVideo(playlist), 'hls');
+    await refusedHls(decodeVideo(playlist), playlist);
+    await refusedHls(probeVideo(playlist), playlist);
   }
   assert.equal(counter.connections, 0, 'no connection reached the listener');
   await decoderStillWorks();
@@ -168,9 +178,12 @@ test('a stream whose header states no duration: measured from its frames, and re
   assert.equal(stated, 'N/A', 'ffprobe finds no duration');
   const info = await probeVideo(raw);
   assert.equal(info.frames, 240);
-  assert.ok(Math.abs(info.duration - 8) < 0.5, `derived ${info.duration} s`);
+  // frames / fps: a raw stream's rate is the decoder's guess (30 fps from the SPS timing on ffmpeg 5.1,
+  // ffmpeg 7.1's default of 25), so 8 or 9.6 s.
+  assert.ok(Math.abs(info.duration - info.frames / info.fps) < 0.05 && info.duration >= 7.5 && info.duration <= 10,
+    `derived ${info.duration} s at ${info.fps} fps`);
   await rejectsWithCode(decodeVideo(raw, { maxVideoSeconds: 5 }), 'E_VIDEO_DECODE');
-  assert.equal((await decodeVideo(raw, { size: 16, maxVideoSeconds: 9 })).frames, 240);
+  assert.equal((await decodeVideo(raw, { size: 16, maxVideoSeconds: 11 })).frames, 240);
   // With neither a duration nor a count and rate to derive one, a limit cannot be checked before decoding.
   const settings = { maxClipFrames: 3000, maxPixels: 1e6, formats: ['mov'] };
   assert.throws(() => checkBeforeDecoding('x', { duration: 0 }, {}, { ...settings, maxVideoSeconds: 60 }),
