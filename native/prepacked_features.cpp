@@ -135,8 +135,8 @@ torch::Tensor PrepackedFeatures::forward(const torch::Tensor& x, torch::nn::Sequ
   return y.is_mkldnn() ? y.to_dense() : y.contiguous();
 }
 
-// Under inference mode (forward). The bias stays fp32: oneDNN adds it in fp32 before rounding the
-// output to bf16, as autocast's convolution does.
+// Under inference mode (forward). The bias stays fp32 (refresh): oneDNN adds it before rounding the
+// output to bf16, where autocast's convolution rounds the bias to bf16 first.
 torch::Tensor PrepackedFeatures::forward_bf16(const torch::Tensor& x, torch::nn::Sequential& features) {
   NoAutocast no_autocast;
   refresh(features, true);
