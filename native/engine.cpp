@@ -84,6 +84,7 @@ Engine::Engine(const EngineConfig& config)
   if (config.seed >= 0) torch::manual_seed(static_cast<uint64_t>(config.seed));
   model_ = VideoRNN(config.model);
   model_->embedding->use_prepacked_convolutions(config.prepacked_convolutions);
+  model_->embedding->use_bf16_prepacked_convolutions(config.bf16_prepacked_convolutions);
   model_->embedding->use_winograd_convolutions(config.winograd_convolutions);
   model_->embedding->use_winograd_kernel(config.winograd_kernel);
   model_->to(device_);

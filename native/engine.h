@@ -29,6 +29,7 @@ struct EngineConfig {
   int64_t cache_bytes = int64_t{1} << 30;
   bool channels_last = true;
   bool prepacked_convolutions = true;  // oneDNN-blocked conv weights where no autograd/autocast runs
+  bool bf16_prepacked_convolutions = false;  // bf16 autocast's convolutions prepacked in bf16 instead
   bool winograd_convolutions = true;   // within that path, Winograd F(4x4, 3x3) where it applies
   WinogradKernel winograd_kernel = WinogradKernel::kAuto;  // its products kernel (winograd.h)
   bool huge_pages = true;          // CPU tensors of 4 MiB or more in huge pages, process-wide (memory.h)

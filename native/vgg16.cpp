@@ -31,12 +31,17 @@ const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
 // (CMakeLists.txt, binding.gyp), against the libgomp LibTorch itself links, so the Winograd
 // convolutions spread over the intra-op threads; a build without it must still split fc6 and fc7.
 // Only on the CPU (CUDA runs one kernel), and only where no gradient is recorded.
-torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& linear) {
-  const auto& weight = linear.weight;
+// `cast`, where defined, is the weight already in autocast's dtype (Vgg16Impl::cast_weight).
+torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& linear, const torch::Tensor& cast) {
+  const auto& weight = cast.defined() ? cast : linear.weight;
   const auto& bias = linear.bias;
   const int64_t threads = std::min<int64_t>(at::get_num_threads(), kMaxLinearSplit);
-  const bool records_grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
-  if (threads <= 1 || records_grad || at::in_parallel_region() || !x.is_cpu()) return linear.forward(x);
+  const bool records_grad = torch::GradMode::is_enabled() && (x.requires_grad() || linear.weight.requires_grad());
+  if (records_grad || !x.is_cpu()) return linear.forward(x);
+  if (threads <= 1 || at::in_parallel_region()) {
+    if (!cast.defined()) return linear.forward(x);
+    return torch::addmm(bias.to(cast.scalar_type()), x.to(cast.scalar_type()), cast.t());
+  }
   // Autocast is thread-local, and so is its CPU dtype: cast as autocast does for linear on this
   // thread, so every chunk computes in the dtype autocast chose. The rest of the thread-local
   // state (grad mode, inference mode) goes along with each chunk.
@@ -120,17 +125,36 @@ torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
   torch::Tensor y;
   {
     PhaseTimer timer(Phase::kConvolutions);
-    const bool prepacked = prepacked_enabled_ && PrepackedFeatures::applies(x, features);
-    if (!prepacked) prepacked_->count_dense(convolution_layers_);
-    auto mapped = prepacked ? prepacked_->forward(x, features) : features->forward(x);
+    auto mode = PrepackedFeatures::applies(x, features, bf16_prepacked_enabled_);
+    if (mode == PrepackedMode::kFloat && !prepacked_enabled_) mode = PrepackedMode::kNone;
+    if (mode == PrepackedMode::kNone) prepacked_->count_dense(convolution_layers_);
+    auto mapped = mode != PrepackedMode::kNone ? prepacked_->forward(x, features, mode) : features->forward(x);
     y = torch::flatten(avgpool->forward(mapped), 1);
   }
   PhaseTimer timer(Phase::kClassifier);
+  size_t linear_index = 0;
   for (auto& layer : *classifier) {
     auto* linear = layer.ptr()->as<torch::nn::Linear>();
-    y = linear != nullptr ? parallel_linear(y, *linear) : layer.forward(y);
+    y = linear != nullptr ? parallel_linear(y, *linear, cast_weight(*linear, linear_index++)) : layer.forward(y);
   }
   return y;
+}
+
+torch::Tensor Vgg16Impl::cast_weight(torch::nn::LinearImpl& linear, size_t index) {
+  const auto& weight = linear.weight;
+  const bool applies = bf16_prepacked_enabled_ && weight.is_cpu() && !weight.requires_grad() &&
+                       compat::autocast_enabled(c10::DeviceType::CPU) &&
+                       compat::autocast_dtype(c10::DeviceType::CPU) == at::kBFloat16;
+  if (!applies) return {};
+  if (cast_weights_.size() <= index) cast_weights_.resize(index + 1);
+  auto& cached = cast_weights_[index];
+  if (!cached.weight.defined() || cached.version != weight._version() || cached.storage != weight.data_ptr()) {
+    torch::NoGradGuard no_grad;
+    cached.weight = weight.detach().to(at::kBFloat16).contiguous();
+    cached.version = weight._version();
+    cached.storage = weight.data_ptr();
+  }
+  return cached.weight;
 }
 
 void Vgg16Impl::reset_parameters() {

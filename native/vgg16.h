@@ -35,6 +35,9 @@ struct Vgg16Impl : torch::nn::Module {
   int64_t trainable_layers() const { return trainable_layers_; }
   // Convolutions through oneDNN with prepacked weights where they apply (prepacked_features.h).
   void use_prepacked_convolutions(bool enabled) { prepacked_enabled_ = enabled; }
+  // Under CPU autocast to bf16, the convolutions prepacked in bf16 too (for CPUs with native bf16),
+  // and frozen fc6/fc7 weights cast to bf16 once instead of on every call.
+  void use_bf16_prepacked_convolutions(bool enabled) { bf16_prepacked_enabled_ = enabled; }
   // Within that path, convolutions as Winograd F(4x4, 3x3) where they can (winograd.h).
   void use_winograd_convolutions(bool enabled) { prepacked_->use_winograd(enabled); }
   void use_winograd_kernel(WinogradKernel kernel) { prepacked_->use_winograd_kernel(kernel); }
@@ -48,7 +51,17 @@ struct Vgg16Impl : torch::nn::Module {
  private:
   int64_t trainable_layers_ = 0;
   bool prepacked_enabled_ = true;
+  bool bf16_prepacked_enabled_ = false;
   int64_t convolution_layers_ = 0;
+  // fc6's and fc7's weights in bf16, rebuilt when a weight changes version or storage.
+  struct CastWeight {
+    torch::Tensor weight;
+    int64_t version = -1;
+    const void* storage = nullptr;
+  };
+  std::vector<CastWeight> cast_weights_;
+  // The bf16 copy of `linear`'s weight where cast_weights_ apply now, else undefined.
+  torch::Tensor cast_weight(torch::nn::LinearImpl& linear, size_t index);
   std::shared_ptr<PrepackedFeatures> prepacked_ = std::make_shared<PrepackedFeatures>();
 };
 TORCH_MODULE(Vgg16);

@@ -38,7 +38,8 @@ export interface ModelStats {
   videosDecoded: number;
   /**
    * Convolution layers run per path, one per layer per CNN forward: Winograd F(4x4, 3x3) per
-   * products kernel, oneDNN with prepacked weights, LibTorch's dense path (training, bf16, fp16).
+   * products kernel, oneDNN with prepacked weights (fp32, or bf16 on a CPU with native bf16), LibTorch's
+   * dense path (training, bf16 elsewhere, fp16).
    */
   convolutions: ConvolutionCounts;
 }
@@ -145,6 +146,7 @@ export class VideoRNN {
       chunkFrames: tuning().chunkFrames,
       hugePages: tuning().hugePages,
       prepackedConvolutions: tuning().prepackedConvolutions,
+      bf16PrepackedConvolutions: tuning().bf16Prepacked && cpuBf16().native === true,
       winogradConvolutions: tuning().winogradConvolutions,
       winogradKernel: tuning().winogradKernel,
     }));
@@ -169,7 +171,7 @@ export class VideoRNN {
       embeddingCacheEntries: counters?.cacheEntries ?? 0,
       embeddingCacheBytes: counters?.cacheBytes ?? 0,
       videosDecoded: this.decoded,
-      convolutions: { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, dense: 0, ...counters?.convolutions },
+      convolutions: { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, onednnBf16: 0, dense: 0, ...counters?.convolutions },
     };
   }
 

@@ -20,6 +20,8 @@ export interface NativeConfig {
   channelsLast?: boolean;
   hugePages?: boolean;
   prepackedConvolutions?: boolean;
+  /** Under bf16 autocast on the CPU, the convolutions prepacked in bf16 (native/prepacked_features.h). */
+  bf16PrepackedConvolutions?: boolean;
   winogradConvolutions?: boolean;
   /** The Winograd products kernel: the best this CPU has ('auto'), or one forced (native/winograd.h). */
   winogradKernel?: 'auto' | 'baseline' | 'avx2' | 'avx512';
@@ -82,6 +84,8 @@ export interface ConvolutionCounts {
   winogradAvx2: number;
   winogradBaseline: number;
   onednn: number;
+  /** oneDNN with bf16 weights prepacked, under precision 'bf16' on a CPU with native bf16. */
+  onednnBf16: number;
   dense: number;
 }
 

@@ -8,6 +8,12 @@ export interface Tuning {
   hugePages: boolean;
   /** VGG16's convolutions through oneDNN with weights reordered once (native/prepacked_features.h). */
   prepackedConvolutions: boolean;
+  /**
+   * Under precision 'bf16' on a CPU with native bf16 (avx512_bf16 or amx_bf16), VGG16's convolutions
+   * prepacked in bf16 instead of autocast's per-call path (native/prepacked_features.h). Off, or on
+   * a CPU without native bf16, bf16 runs under autocast as before.
+   */
+  bf16Prepacked: boolean;
   /** Within that path, the convolutions after the first as Winograd F(4x4, 3x3) (native/winograd.h). */
   winogradConvolutions: boolean;
   /**
@@ -32,9 +38,9 @@ export interface Tuning {
 
 export type WinogradKernel = 'auto' | 'baseline' | 'avx2' | 'avx512';
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, bf16Prepacked: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
 type NumericKey = Exclude<keyof Tuning, 'winogradKernel'>;
-const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
+const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], bf16Prepacked: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
 // Settings that take one of a few names instead of a number.
 const choices: { winogradKernel: readonly WinogradKernel[] } = { winogradKernel: ['auto', 'baseline', 'avx2', 'avx512'] };
 

@@ -119,7 +119,7 @@ for (const threads of [1, 2]) {
       // The 12 convolutions after conv1_1 did run as Winograd, through the CPU's default kernel.
       const kernel = backendInfo().winogradKernels[0];
       const counter = `winograd${kernel[0].toUpperCase()}${kernel.slice(1)}`;
-      assert.deepEqual(model.stats.convolutions, { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 1, dense: 0, [counter]: 12 });
+      assert.deepEqual(model.stats.convolutions, { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 1, onednnBf16: 0, dense: 0, [counter]: 12 });
       assert.ok(Math.max(...expected.map(Math.abs)) > 1e-3, 'the reference embedding is not all zeros');
       const diff = maxAbsDiff(fc7, expected);
       assert.ok(diff < 1e-4, `max difference ${diff}`);

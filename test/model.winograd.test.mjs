@@ -55,7 +55,7 @@ test('an unknown or unavailable kernel for the test entry point is refused with 
   assert.throws(() => addon().winogradForTesting({ kernel: 'avx3', ...shape }), { code: 'E_INVALID_ARGUMENT' });
 });
 
-const zero = { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, dense: 0 };
+const zero = { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, onednnBf16: 0, dense: 0 };
 const counterOf = { baseline: 'winogradBaseline', avx2: 'winogradAvx2', avx512: 'winogradAvx512' };
 const size = 36;
 const clip = makeClip(3, size, 9);

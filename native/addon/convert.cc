@@ -101,6 +101,7 @@ EngineConfig to_engine_config(const Napi::Object& object) {
   config.channels_last = bool_field(object, "channelsLast", config.channels_last);
   config.huge_pages = bool_field(object, "hugePages", config.huge_pages);
   config.prepacked_convolutions = bool_field(object, "prepackedConvolutions", config.prepacked_convolutions);
+  config.bf16_prepacked_convolutions = bool_field(object, "bf16PrepackedConvolutions", config.bf16_prepacked_convolutions);
   config.winograd_convolutions = bool_field(object, "winogradConvolutions", config.winograd_convolutions);
   const std::string kernel = string_field(object, "winogradKernel", "auto");
   if (!winograd_kernel_from_name(kernel, &config.winograd_kernel)) {

@@ -233,7 +233,7 @@ Napi::Value ModelWrap::Counters(const Napi::CallbackInfo& info) {
   object.Set("phaseMs", phases);
   object.Set("calls", Napi::Number::New(env, static_cast<double>(totals.calls)));
   // Convolution layers run per path (prepacked_features.h), in ConvolutionPath's order.
-  static const char* const kPathNames[] = {"winogradAvx512", "winogradAvx2", "winogradBaseline", "onednn", "dense"};
+  static const char* const kPathNames[] = {"winogradAvx512", "winogradAvx2", "winogradBaseline", "onednn", "onednnBf16", "dense"};
   static_assert(sizeof(kPathNames) / sizeof(kPathNames[0]) == static_cast<size_t>(ConvolutionPath::kCount));
   auto paths = Napi::Object::New(env);
   for (size_t i = 0; i < counters.convolutions.size(); ++i) {
