@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeVideo, locateFfmpeg } from '../dist/video/index.js';
+import { childrenCpuSeconds, statSeconds } from './process-cpu.mjs';
 
 const argument = (name, fallback) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -21,31 +22,6 @@ const rounds = Number(argument('rounds', 3));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = argument('out', path.join(here, 'results', 'starts.json'));
 
-const ticks = 100; // USER_HZ on Linux
-/** utime + stime (own) or cutime + cstime (waited-for children) of a /proc stat file, in seconds. */
-function statSeconds(file, children) {
-  const text = fs.readFileSync(file, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const at = children ? 13 : 11;
-  return (Number(fields[at]) + Number(fields[at + 1])) / ticks;
-}
-/** CPU seconds of this process's children, live (the helper process) and waited for. */
-function childrenCpuSeconds() {
-  let seconds = statSeconds('/proc/self/stat', true);
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const file = `/proc/${entry}/stat`;
-      const text = fs.readFileSync(file, 'utf8');
-      if (Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) {
-        seconds += statSeconds(file, false) + statSeconds(file, true);
-      }
-    } catch {
-      // Ended between the listing and the read.
-    }
-  }
-  return seconds;
-}
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const { ffmpeg, ffprobe } = locateFfmpeg();

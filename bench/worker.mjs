@@ -7,6 +7,7 @@ import { VideoRNN, decodeVideo, setFfmpegPath } from '../dist/index.js';
 import { clearProbeCache } from '../dist/video/probe.js';
 import { addon } from '../dist/native.js';
 import { loadCheckpointTensors, withCheckpoint } from '../dist/checkpoint.js';
+import { childrenCpuSeconds, statSeconds } from './process-cpu.mjs';
 
 let model;
 let checkpoint;
@@ -27,39 +28,6 @@ function statusKilobytes(field) {
   return match ? Number(match[1]) : null;
 }
 
-/** utime + stime of a /proc stat line, in seconds (fields 14 and 15; 16 and 17 for waited-for children). */
-function statSeconds(file, children) {
-  const text = fs.readFileSync(file, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const first = children ? 13 : 11;
-  return (Number(fields[first]) + Number(fields[first + 1])) / ticksPerSecond;
-}
-// Linux's USER_HZ: 100 on every architecture Node.js runs on.
-const ticksPerSecond = 100;
-/** ppid, the 4th field of a /proc stat line. */
-function parentOf(file) {
-  const text = fs.readFileSync(file, 'utf8');
-  return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
-}
-
-/**
- * CPU seconds of everything started from this process: children that were waited for, plus the live
- * children and what they waited for. ffmpeg and ffprobe run under the long-lived helper process
- * (src/video/launcher.ts), so they count through it, with the helper's own relaying.
- */
-function childrenCpuSeconds() {
-  let seconds = statSeconds('/proc/self/stat', true);
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const file = `/proc/${entry}/stat`;
-      if (parentOf(file) === process.pid) seconds += statSeconds(file, false) + statSeconds(file, true);
-    } catch {
-      // The process ended between the listing and the read.
-    }
-  }
-  return seconds;
-}
 const mainThreadCpuSeconds = () => statSeconds(`/proc/self/task/${process.pid}/stat`, false);
 
 // The histogram records the whole interval between its timer's runs, resolution included: a small
