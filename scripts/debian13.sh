@@ -94,6 +94,13 @@ copy_tree() {
   find "$work/video-rnn" -mindepth 1 -maxdepth 1 ! -name build-cmake -exec rm -rf {} +
   git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$work/video-rnn"
   if [ -d ../shared ]; then rm -rf "$work/shared"; cp -r ../shared "$work/shared"; fi
+  # tar keeps each file's time, so a source that differs from the last build's but is older than its
+  # object (another commit checked out) would not be rebuilt: such files are touched.
+  local file kept="$work/built-sources"
+  while IFS= read -r -d '' file; do
+    cmp -s "$work/video-rnn/$file" "$kept/$file" || touch "$work/video-rnn/$file"
+  done < <(cd "$work/video-rnn" && find native CMakeLists.txt -type f -print0)
+  rm -rf "$kept" && mkdir -p "$kept" && (cd "$work/video-rnn" && cp -r --parents native CMakeLists.txt "$kept/")
 }
 
 case "${1:-test}" in
