@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'E_NON_FINITE_LOSS'
   /** A rank of a distributed run could not rendezvous, or a peer failed or timed out. */
   | 'E_DISTRIBUTED'
+  /** A feature store folder that is not one (or of another format version), or a store opened with another storage dtype than it holds. */
+  | 'E_FEATURE_STORE'
   /** A PredictionService's queue is full; retry later. */
   | 'E_OVERLOADED'
   /** A PredictionService call got no answer within its timeout. */
