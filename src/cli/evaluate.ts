@@ -10,9 +10,10 @@ import { openDataset } from './datasets';
 import { evaluationText, printJson } from './format';
 import { onInterrupt } from './interrupt';
 import { ProgressDisplay } from './progress';
+import { FeatureStoreFlags, addFeatureStoreOptions, featureStoreFrom, featureStoreText, featureStoreUse } from './feature-store';
 import type { EvalReport } from '../metrics';
 
-interface EvaluateFlags {
+interface EvaluateFlags extends FeatureStoreFlags {
   backbone?: string;
   batchSize: number;
   root?: string;
@@ -32,9 +33,11 @@ export function registerEvaluate(program: Command): void {
   addDeviceOption(command);
   addBackboneOption(command);
   addPrecisionOption(command);
+  addFeatureStoreOptions(command);
   addOutputOptions(command);
   command.action(async (modelFile: string, dataset: string, flags: EvaluateFlags) => {
-    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision , backboneWeights: flags.backbone });
+    const featureStore = featureStoreFrom(flags);
+    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, backboneWeights: flags.backbone, featureStore });
     const note = (message: string): void => { if (!flags.quiet) process.stderr.write(`${message}\n`); };
     const interrupt = onInterrupt(note);
     try {
@@ -51,10 +54,12 @@ export function registerEvaluate(program: Command): void {
         progress.stop();
       }
       if (flags.json) {
-        printJson({ model: path.resolve(modelFile), precision, dataset, classes: model.classes, ...report });
+        printJson({ model: path.resolve(modelFile), precision, dataset, classes: model.classes, ...report,
+          framesEmbedded: model.stats.framesEmbedded, featureStore: featureStoreUse(featureStore, model.stats) });
         return;
       }
-      process.stdout.write(`${dataset} (${report.count} clips):\n${evaluationText(report, model.classes)}\n`);
+      const store = featureStoreUse(featureStore, model.stats);
+      process.stdout.write(`${dataset} (${report.count} clips):\n${evaluationText(report, model.classes)}\n${store ? `\n${featureStoreText(store)}\n` : ''}`);
     } finally {
       interrupt.release();
       model.dispose();

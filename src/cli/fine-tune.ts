@@ -8,6 +8,7 @@ import * as parse from './arguments';
 import { addBackboneOption, addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
 import { WorkersExited, launchWorkers, launches, workerDevice } from './launch';
 import { openTrainingData } from './datasets';
+import { addFeatureStoreOptions, featureStoreFrom } from './feature-store';
 import { TrainingFlags, runTrainingCommand } from './training-run';
 
 interface FineTuneFlags extends TrainingFlags {
@@ -30,16 +31,18 @@ export function registerFineTune(program: Command): void {
   addBackboneOption(command);
   addPrecisionOption(command);
   addParallelOptions(command);
+  addFeatureStoreOptions(command);
   addOutputOptions(command);
   command.action(async (modelFile: string, dataset: string, flags: FineTuneFlags) => {
+    const featureStore = featureStoreFrom(flags);
     if (launches(flags)) {
       checkBackend(flags.device, flags.precision);
       throw new WorkersExited(await launchWorkers(process.argv, flags));
     }
-    const model = await VideoRNN.load(modelFile, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads , backboneWeights: flags.backbone });
+    const model = await VideoRNN.load(modelFile, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads, backboneWeights: flags.backbone, featureStore });
     try {
       const data = await openTrainingData(dataset, flags.val, { root: flags.root, seed: flags.seed, classes: model.classes });
-      await runTrainingCommand({ command: 'fine-tune', model, dataset, data, flags,
+      await runTrainingCommand({ command: 'fine-tune', model, dataset, data, flags, featureStore,
         fineTune: { trainableBackboneLayers: flags.unfreeze, backboneLearningRate: flags.backboneLr } });
     } finally {
       model.dispose();

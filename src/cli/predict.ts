@@ -6,8 +6,9 @@ import type { Device, Precision } from '../options';
 import * as parse from './arguments';
 import { addBackboneOption, addDeviceOption, addPrecisionOption, precisionInUse } from './common';
 import { predictionText, printJson } from './format';
+import { FeatureStoreFlags, addFeatureStoreOptions, featureStoreFrom, featureStoreUse } from './feature-store';
 
-interface PredictFlags {
+interface PredictFlags extends FeatureStoreFlags {
   backbone?: string;
   top: number;
   batchSize: number;
@@ -27,15 +28,18 @@ export function registerPredict(program: Command): void {
   addDeviceOption(command);
   addBackboneOption(command);
   addPrecisionOption(command);
+  addFeatureStoreOptions(command);
   command.action(async (modelFile: string, videos: string[], flags: PredictFlags) => {
-    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision , backboneWeights: flags.backbone });
+    const featureStore = featureStoreFrom(flags);
+    const model = await VideoRNN.load(modelFile, { device: flags.device, precision: flags.precision, backboneWeights: flags.backbone, featureStore });
     try {
       const precision = precisionInUse(model.device, flags.precision);
       const topK = Math.min(flags.top, model.classes.length);
       const predictions = await model.predict(videos, { topK, batchSize: flags.batchSize });
       if (flags.json) {
         printJson({ model: path.resolve(modelFile), precision, classes: model.classes,
-          predictions: predictions.map((prediction, index) => ({ video: videos[index], ...prediction })) });
+          predictions: predictions.map((prediction, index) => ({ video: videos[index], ...prediction })),
+          featureStore: featureStoreUse(featureStore, model.stats) });
         return;
       }
       process.stdout.write(predictions.map((prediction, index) => predictionText(videos[index], prediction)).join('\n') + '\n');

@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { registerDemo } from './demo';
 import { registerEvaluate } from './evaluate';
+import { registerExtract } from './extract';
+import { registerFeatures } from './features';
 import { registerFineTune } from './fine-tune';
 import { registerInfo } from './info';
 import { packageVersion } from './package-info';
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerFineTune(program);
   registerPredict(program);
   registerEvaluate(program);
+  registerExtract(program);
+  registerFeatures(program);
   registerInfo(program);
   registerServe(program);
   return program;

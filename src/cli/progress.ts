@@ -32,6 +32,7 @@ export class ProgressDisplay {
   private epochTotals: EpochTotals | undefined;
   private epochStarted = performance.now();
   private lastPlainLine = performance.now();
+  private extractTenths = 0;
 
   constructor(settings: ProgressSettings) {
     this.stream = settings.stream ?? process.stderr;
@@ -44,6 +45,7 @@ export class ProgressDisplay {
   readonly update = (event: ProgressEvent): void => {
     if (!this.enabled) return;
     if (event.phase === 'train') this.onTrain(event);
+    else if (event.phase === 'extract') this.onExtract(event);
     else this.onPass(event);
   };
 
@@ -107,6 +109,23 @@ export class ProgressDisplay {
     if (event.batch === event.batches) {
       this.epochTotals = { loss: event.loss, accuracy: event.accuracy };
       if (!this.validation) this.epochLine(event);
+    }
+  }
+
+  /** extract: clips done of the whole dataset (or of this rank's shard), clips/s and the time left. */
+  private onExtract(event: ProgressEvent): void {
+    const detail = `${event.batch}/${event.batches} clips  ${event.samplesPerSecond.toFixed(1)} clips/s  ETA ${seconds(event.eta)}`;
+    if (this.interactive) {
+      this.passBar ??= this.multiBar().create(event.batches, 0, { label: 'extract', detail });
+      this.passBar.update(event.batch, { label: 'extract', detail });
+      return;
+    }
+    // A log gets a line per tenth of the work, and one every few seconds when a tenth takes long.
+    const tenth = Math.floor((10 * event.batch) / event.batches);
+    if (tenth > this.extractTenths || performance.now() - this.lastPlainLine > plainIntervalMs) {
+      this.extractTenths = tenth;
+      this.lastPlainLine = performance.now();
+      this.stream.write(`extract  ${detail}\n`);
     }
   }
 

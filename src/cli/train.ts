@@ -7,6 +7,7 @@ import * as parse from './arguments';
 import { addBackboneOption, addDeviceOption, addOutputOptions, addParallelOptions, addPrecisionOption, addTrainingOptions, checkBackend } from './common';
 import { WorkersExited, launchWorkers, launches, workerDevice } from './launch';
 import { openTrainingData } from './datasets';
+import { addFeatureStoreOptions, featureStoreFrom } from './feature-store';
 import { TrainingFlags, runTrainingCommand } from './training-run';
 
 interface TrainFlags extends TrainingFlags {
@@ -46,8 +47,10 @@ export function registerTrain(program: Command): void {
   addBackboneOption(command);
   addPrecisionOption(command);
   addParallelOptions(command);
+  addFeatureStoreOptions(command);
   addOutputOptions(command);
   command.action(async (dataset: string, flags: TrainFlags) => {
+    const featureStore = featureStoreFrom(flags);
     if (launches(flags)) {
       checkBackend(flags.device, flags.precision);
       throw new WorkersExited(await launchWorkers(process.argv, flags));
@@ -59,15 +62,15 @@ export function registerTrain(program: Command): void {
     if (flags.frames !== undefined) sampling.frames = flags.frames;
     // A resumed run rebuilds the model the checkpoint describes; the architecture flags do not apply.
     const model = flags.resume
-      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads , backboneWeights: flags.backbone })
+      ? await VideoRNN.load(flags.resume, { device: workerDevice(flags.device), precision: flags.precision, threads: flags.threads, backboneWeights: flags.backbone, featureStore })
       : await VideoRNN.create({
         classes: data.train.classes, backboneWeights: flags.weights, trainableBackboneLayers: flags.trainableLayers,
         hiddenSize: flags.hiddenSize, headSize: flags.headSize, numLayers: flags.layers, bidirectional: !flags.unidirectional,
         dropout: flags.dropout, frameSize: flags.frameSize, sampling, device: workerDevice(flags.device), precision: flags.precision, seed: flags.seed,
-        threads: flags.threads,
+        threads: flags.threads, featureStore,
       });
     try {
-      await runTrainingCommand({ command: 'train', model, dataset, data, flags });
+      await runTrainingCommand({ command: 'train', model, dataset, data, flags, featureStore });
     } finally {
       model.dispose();
     }

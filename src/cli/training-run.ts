@@ -14,9 +14,11 @@ import { bytes, evaluationText, printJson, trainingText } from './format';
 import { onInterrupt } from './interrupt';
 import { ParallelFlags, distributedFrom } from './launch';
 import { ProgressDisplay } from './progress';
+import { FeatureStoreFlags, featureStoreText, featureStoreUse } from './feature-store';
+import type { FeatureStoreOption } from '../features/types';
 import { writeReport } from './report';
 
-export interface TrainingFlags extends ParallelFlags {
+export interface TrainingFlags extends ParallelFlags, FeatureStoreFlags {
   output: string;
   precision: Precision;
   epochs: number;
@@ -43,6 +45,7 @@ export interface TrainingRun {
   data: TrainingData;
   flags: TrainingFlags;
   fineTune?: { trainableBackboneLayers: number; backboneLearningRate?: number };
+  featureStore?: FeatureStoreOption;
 }
 
 /** Fails before minutes of training when a result could not be written. */
@@ -124,13 +127,17 @@ export async function runTrainingCommand(run: TrainingRun): Promise<void> {
     }
     progress.stop();
     const size = fs.statSync(flags.output).size;
+    const stats = model.stats;
+    const store = featureStoreUse(run.featureStore, stats);
     if (flags.json) {
       printJson({ command: run.command, model: path.resolve(flags.output), modelBytes: size, precision, dataset: run.dataset,
-        classes: model.classes, training: report, report: flags.report ? path.resolve(flags.report) : undefined });
+        classes: model.classes, training: report, report: flags.report ? path.resolve(flags.report) : undefined,
+        framesEmbedded: stats.framesEmbedded, videosDecoded: stats.videosDecoded, featureStore: store });
       return;
     }
     const lines = [trainingText(report)];
     if (report.validation) lines.push('', `validation set (${report.validation.count} clips):`, evaluationText(report.validation, model.classes));
+    if (store) lines.push(featureStoreText(store));
     lines.push('', `model saved to ${flags.output} (${bytes(size)})`);
     if (flags.report) lines.push(`report written to ${flags.report}`);
     process.stdout.write(lines.join('\n') + '\n');

@@ -1,0 +1,101 @@
+// `video-rnn features stats|prune DIR`: what a feature store holds, and removing what no model can use
+// any more (entries of other backbones, of videos that are gone or changed, damaged ones).
+import { Command, InvalidArgumentError } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
+import { VideoRNNError } from '../errors';
+import { FeatureStore } from '../features/store';
+import type { FeatureStoreStats, PruneReport } from '../features/types';
+import { loadBackbone } from '../weights/reference';
+import { bytes, printJson, table } from './format';
+
+interface StatsFlags {
+  json: boolean;
+}
+
+interface PruneFlags {
+  keepBackbone?: string[];
+  weights?: string;
+  missing: boolean;
+  changed: boolean;
+  dryRun: boolean;
+  json: boolean;
+}
+
+function backboneId(text: string, previous: string[] | undefined): string[] {
+  if (!/^[0-9a-f]{64}$/.test(text)) throw new InvalidArgumentError('Expected a backbone identity: 64 lowercase hex digits (video-rnn info MODEL shows one).');
+  return [...(previous ?? []), text];
+}
+
+/** Opens an existing store only: stats and prune never make one where a path was mistyped. */
+async function openExisting(folder: string): Promise<FeatureStore> {
+  const stats = await fs.promises.stat(folder).catch(() => null);
+  if (stats === null || !stats.isDirectory()) throw new VideoRNNError('E_FEATURE_STORE', `No feature store at ${folder} (no such folder)`);
+  return FeatureStore.open(folder, (message: string) => process.stderr.write(`video-rnn: warning: ${message}\n`));
+}
+
+function statsText(stats: FeatureStoreStats): string {
+  const lines = [
+    `store:      ${path.resolve(stats.path)} (entries stored as ${stats.dtype})`,
+    `entries:    ${stats.entries} (${bytes(stats.bytes)})`,
+    `claims:     ${stats.claims} (entries being written now, or left by a writer that died)`,
+    `corrupt:    ${stats.corrupt}${stats.corrupt > 0 ? ' (video-rnn features prune removes them; a reader recomputes them)' : ''}`,
+  ];
+  const backbones = Object.entries(stats.backbones).sort((a, b) => b[1].entries - a[1].entries);
+  lines.push(backbones.length === 0 ? 'backbones:  none' : `backbones:  ${backbones.length}`);
+  if (backbones.length > 0) {
+    lines.push(table([['identity', 'entries', 'size'], ...backbones.map(([identity, use]) => [identity, String(use.entries), bytes(use.bytes)])], '  '));
+  }
+  return lines.join('\n');
+}
+
+function pruneText(report: PruneReport, dryRun: boolean): string {
+  const { reasons } = report;
+  const why = [[reasons.otherBackbone, 'of other backbones'], [reasons.missingSource, 'of videos that no longer exist'],
+    [reasons.changedSource, 'of videos changed since'], [reasons.corrupt, 'corrupt'], [reasons.staleClaim, 'claims left by dead writers']]
+    .filter(([count]) => (count as number) > 0).map(([count, text]) => `${count} ${text}`);
+  const verb = dryRun ? 'would remove' : 'removed';
+  return `${verb} ${report.removed} entries (${bytes(report.bytesFreed)})${why.length > 0 ? `: ${why.join(', ')}` : ''}; ${report.kept} kept` +
+    (dryRun ? ' (dry run: nothing was removed)' : '');
+}
+
+export function registerFeatures(program: Command): void {
+  const features = program.command('features')
+    .description('inspect or clean a feature store (see extract and --features)');
+  features.command('stats')
+    .description('entries, bytes, backbones present (entries per identity), claims in progress and corrupt entries')
+    .argument('<dir>', 'the feature store folder')
+    .option('--json', 'print one JSON object on stdout instead of text', false)
+    .action(async (folder: string, flags: StatsFlags) => {
+      const store = await openExisting(folder);
+      try {
+        const stats = await store.stats();
+        if (flags.json) printJson(stats);
+        else process.stdout.write(statsText(stats) + '\n');
+      } finally {
+        await store.close();
+      }
+    });
+  features.command('prune')
+    .description('remove entries no model can use: corrupt ones and dead claims always; with the options, other backbones and missing or changed videos')
+    .argument('<dir>', 'the feature store folder')
+    .option('--keep-backbone <identity...>', 'remove the entries of every other backbone (repeatable)', backboneId)
+    .option('--weights <file>', "remove the entries of every backbone but this weights file's")
+    .option('--missing', 'remove the entries of video files that no longer exist', false)
+    .option('--changed', 'remove the entries of video files changed since (another size or time): never read again', false)
+    .option('--dry-run', 'count what would be removed, remove nothing', false)
+    .option('--json', 'print one JSON object on stdout instead of text', false)
+    .action(async (folder: string, flags: PruneFlags) => {
+      const keep = [...(flags.keepBackbone ?? [])];
+      if (flags.weights !== undefined) keep.push((await loadBackbone(flags.weights)).reference.identity);
+      const store = await openExisting(folder);
+      try {
+        const report = await store.prune({ keepBackbones: keep.length > 0 ? keep : undefined, missingSources: flags.missing,
+          changedSources: flags.changed, dryRun: flags.dryRun });
+        if (flags.json) printJson({ path: path.resolve(folder), dryRun: flags.dryRun, ...report });
+        else process.stdout.write(pruneText(report, flags.dryRun) + '\n');
+      } finally {
+        await store.close();
+      }
+    });
+}
