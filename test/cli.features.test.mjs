@@ -34,7 +34,7 @@ before(async () => {
 });
 
 /** The store's own account of itself, read in this process. */
-export async function storeStats(store) {
+async function storeStats(store) {
   const opened = await FeatureStore.open(store, () => undefined);
   try {
     return await opened.stats();
@@ -44,7 +44,7 @@ export async function storeStats(store) {
 }
 
 /** Every entry's stored payload by key, read through the store's API. */
-export async function storeEntries(store) {
+async function storeEntries(store) {
   const opened = await FeatureStore.open(store, () => undefined);
   try {
     const entries = new Map();

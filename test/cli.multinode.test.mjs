@@ -10,6 +10,7 @@ import { maxParameterDifference } from './helpers/clips.mjs';
 import { temporaryFolder } from './helpers/media.mjs';
 import { processesIn, twoMachines } from './helpers/netns.mjs';
 import { VideoRNN } from '../dist/index.js';
+import { FeatureStore } from '../dist/features/store.js';
 import { readSafetensors } from '../dist/weights/index.js';
 import { errorLines, parseJson, runCli, tinyDataset } from './cli.run.mjs';
 
@@ -154,4 +155,30 @@ test('node 1 dying mid-run: node 0 exits with E_DISTRIBUTED within the timeout +
   assert.equal(resumed[1].code, 0, resumed[1].stderr);
   assert.deepEqual(parseJson(resumed[0]).training.epochs.map((epoch) => epoch.epoch), [target - 1, target]);
   assert.ok(await maxParameterDifference(outputs[0], outputs[1]) === 0, 'both machines saved the same weights');
+});
+
+test('--nnodes 2: two machines extract into one folder both see, each on its own shard, every entry once', async (t) => {
+  const machines = twoMachines(t);
+  if (!machines) return;
+  port += 1;
+  const store = path.join(folder, 'features');
+  const command = (node) => ['extract', datasetFolder, '--features', store, '--frame-size', '32', '--weights', backbone, '--threads', '1',
+    '--nnodes', '2', '--node-rank', String(node), '--nproc', '1', '--master-addr', machines.addresses[0], '--master-port', String(port),
+    '--dist-timeout', '20', '--json'];
+  const [zero, one] = await Promise.all([0, 1].map((node) => machines.start(node, command(node)).finished));
+  assert.equal(zero.code, 0, zero.stderr);
+  assert.equal(one.code, 0, one.stderr);
+  const report = parseJson(zero);
+  const clips = fs.readdirSync(datasetFolder, { recursive: true }).filter((name) => name.endsWith('.mp4')).length;
+  assert.equal(report.clips, clips);
+  assert.equal(report.computed, clips, 'each clip computed once, by one machine');
+  const opened = await FeatureStore.open(store, () => undefined);
+  try {
+    const stats = await opened.stats();
+    assert.equal(stats.entries, clips);
+    assert.equal(stats.corrupt, 0);
+    assert.equal(stats.claims, 0);
+  } finally {
+    await opened.close();
+  }
 });
