@@ -91,17 +91,19 @@ async function runJob(spec, what) {
 
 const cli = path.join(repositoryRoot, 'dist', 'cli.js');
 
-/** Reads every entry of a store through its API, and its stats. */
+/** Every entry's rows (keys from the folder's layout, rows through the store's checked `get`), and its stats. */
 async function readStore(folder) {
-  const { FeatureStore } = await import('../dist/features/store.js');
+  const { FeatureStore } = await import('../dist/index.js');
   const store = await FeatureStore.open(folder, () => undefined);
-  try {
-    const entries = new Map();
-    for await (const [key, payload] of store.entries()) entries.set(key, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-    return { stats: await store.stats(), entries };
-  } finally {
-    await store.close();
+  const entries = new Map();
+  const shards = fs.existsSync(path.join(folder, 'entries')) ? fs.readdirSync(path.join(folder, 'entries')) : [];
+  for (const shard of shards) {
+    for (const name of fs.readdirSync(path.join(folder, 'entries', shard)).filter((file) => file.endsWith('.feat'))) {
+      const found = await store.get(name.slice(0, -'.feat'.length));
+      if (found) entries.set(name.slice(0, -'.feat'.length), Buffer.from(found.data.buffer, found.data.byteOffset, found.data.byteLength));
+    }
   }
+  return { stats: await store.stats(), entries };
 }
 
 /** Entries of `a` that differ from `b`'s (or are missing from it), and keys only in `b`. */

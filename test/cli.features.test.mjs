@@ -7,10 +7,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { VideoRNN, makeSyntheticDataset } from '../dist/index.js';
-import { loadBackbone } from '../dist/weights/reference.js';
+import { VideoRNN, loadBackbone, makeSyntheticDataset } from '../dist/index.js';
 import { temporaryFolder } from './helpers/media.mjs';
-import { FeatureStore } from '../dist/features/store.js';
+import { FeatureStore } from '../dist/index.js';
 import { errorLines, parseJson, runCli, startCli } from './cli.run.mjs';
 
 const folder = temporaryFolder(after);
@@ -35,24 +34,25 @@ before(async () => {
 
 /** The store's own account of itself, read in this process. */
 async function storeStats(store) {
-  const opened = await FeatureStore.open(store, () => undefined);
-  try {
-    return await opened.stats();
-  } finally {
-    await opened.close();
-  }
+  return (await FeatureStore.open(store, () => undefined)).stats();
 }
 
-/** Every entry's stored payload by key, read through the store's API. */
+/**
+ * Every entry's rows by key, read through the store's API. The keys come from the folder's layout
+ * (entries/<2 hex>/<key>.feat, docs/features.md); the rows from `get`, which checks each checksum.
+ */
 async function storeEntries(store) {
   const opened = await FeatureStore.open(store, () => undefined);
-  try {
-    const entries = new Map();
-    for await (const [key, payload] of opened.entries()) entries.set(key, payload);
-    return entries;
-  } finally {
-    await opened.close();
+  const entries = new Map();
+  for (const shard of fs.readdirSync(path.join(store, 'entries'))) {
+    for (const name of fs.readdirSync(path.join(store, 'entries', shard)).filter((file) => file.endsWith('.feat'))) {
+      const key = name.slice(0, -'.feat'.length);
+      const found = await opened.get(key);
+      assert.ok(found, `entry ${key} reads back`);
+      entries.set(key, found.data);
+    }
   }
+  return entries;
 }
 
 function extract(store, extra = [], options = {}) {

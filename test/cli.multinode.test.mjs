@@ -10,7 +10,7 @@ import { maxParameterDifference } from './helpers/clips.mjs';
 import { temporaryFolder } from './helpers/media.mjs';
 import { processesIn, twoMachines } from './helpers/netns.mjs';
 import { VideoRNN } from '../dist/index.js';
-import { FeatureStore } from '../dist/features/store.js';
+import { FeatureStore } from '../dist/index.js';
 import { readSafetensors } from '../dist/weights/index.js';
 import { errorLines, parseJson, runCli, tinyDataset } from './cli.run.mjs';
 
@@ -172,13 +172,8 @@ test('--nnodes 2: two machines extract into one folder both see, each on its own
   const clips = fs.readdirSync(datasetFolder, { recursive: true }).filter((name) => name.endsWith('.mp4')).length;
   assert.equal(report.clips, clips);
   assert.equal(report.computed, clips, 'each clip computed once, by one machine');
-  const opened = await FeatureStore.open(store, () => undefined);
-  try {
-    const stats = await opened.stats();
-    assert.equal(stats.entries, clips);
-    assert.equal(stats.corrupt, 0);
-    assert.equal(stats.claims, 0);
-  } finally {
-    await opened.close();
-  }
+  const stats = await (await FeatureStore.open(store, () => undefined)).stats();
+  assert.equal(stats.entries, clips);
+  assert.equal(stats.corrupt, 0);
+  assert.equal(stats.claims, 0);
 });

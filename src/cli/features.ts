@@ -18,6 +18,7 @@ interface PruneFlags {
   weights?: string;
   missing: boolean;
   changed: boolean;
+  verify: boolean;
   dryRun: boolean;
   json: boolean;
 }
@@ -38,8 +39,9 @@ function statsText(stats: FeatureStoreStats): string {
   const lines = [
     `store:      ${path.resolve(stats.path)} (entries stored as ${stats.dtype})`,
     `entries:    ${stats.entries} (${bytes(stats.bytes)})`,
-    `claims:     ${stats.claims} (entries being written now, or left by a writer that died)`,
-    `corrupt:    ${stats.corrupt}${stats.corrupt > 0 ? ' (video-rnn features prune removes them; a reader recomputes them)' : ''}`,
+    `claims:     ${stats.claims} (entries being computed now${stats.staleClaims > 0 ? `; ${stats.staleClaims} left by writers that died` : ''})`,
+    `temporary:  ${stats.temporaryFiles} (entries being written now, or left by writers that died)`,
+    `corrupt:    ${stats.corrupt}${stats.corrupt > 0 ? ' (a reader recomputes them; video-rnn features prune removes them)' : ''}`,
   ];
   const backbones = Object.entries(stats.backbones).sort((a, b) => b[1].entries - a[1].entries);
   lines.push(backbones.length === 0 ? 'backbones:  none' : `backbones:  ${backbones.length}`);
@@ -52,7 +54,8 @@ function statsText(stats: FeatureStoreStats): string {
 function pruneText(report: PruneReport, dryRun: boolean): string {
   const { reasons } = report;
   const why = [[reasons.otherBackbone, 'of other backbones'], [reasons.missingSource, 'of videos that no longer exist'],
-    [reasons.changedSource, 'of videos changed since'], [reasons.corrupt, 'corrupt'], [reasons.staleClaim, 'claims left by dead writers']]
+    [reasons.changedSource, 'of videos changed since'], [reasons.corrupt, 'corrupt'], [reasons.staleClaim, 'claims left by dead writers'],
+    [reasons.temporaryFile, 'partly written files left by dead writers']]
     .filter(([count]) => (count as number) > 0).map(([count, text]) => `${count} ${text}`);
   const verb = dryRun ? 'would remove' : 'removed';
   return `${verb} ${report.removed} entries (${bytes(report.bytesFreed)})${why.length > 0 ? `: ${why.join(', ')}` : ''}; ${report.kept} kept` +
@@ -67,35 +70,27 @@ export function registerFeatures(program: Command): void {
     .argument('<dir>', 'the feature store folder')
     .option('--json', 'print one JSON object on stdout instead of text', false)
     .action(async (folder: string, flags: StatsFlags) => {
-      const store = await openExisting(folder);
-      try {
-        const stats = await store.stats();
-        if (flags.json) printJson(stats);
-        else process.stdout.write(statsText(stats) + '\n');
-      } finally {
-        await store.close();
-      }
+      const stats = await (await openExisting(folder)).stats();
+      if (flags.json) printJson(stats);
+      else process.stdout.write(statsText(stats) + '\n');
     });
   features.command('prune')
-    .description('remove entries no model can use: corrupt ones and dead claims always; with the options, other backbones and missing or changed videos')
+    .description('remove entries no model can use: corrupt ones and what dead writers left, always; with the options, other backbones and missing or changed videos')
     .argument('<dir>', 'the feature store folder')
     .option('--keep-backbone <identity...>', 'remove the entries of every other backbone (repeatable)', backboneId)
     .option('--weights <file>', "remove the entries of every backbone but this weights file's")
     .option('--missing', 'remove the entries of video files that no longer exist', false)
     .option('--changed', 'remove the entries of video files changed since (another size or time): never read again', false)
+    .option('--verify', 'also read every entry whole and check its checksum (reads every byte of the store), removing those that fail', false)
     .option('--dry-run', 'count what would be removed, remove nothing', false)
     .option('--json', 'print one JSON object on stdout instead of text', false)
     .action(async (folder: string, flags: PruneFlags) => {
       const keep = [...(flags.keepBackbone ?? [])];
       if (flags.weights !== undefined) keep.push((await loadBackbone(flags.weights)).reference.identity);
       const store = await openExisting(folder);
-      try {
-        const report = await store.prune({ keepBackbones: keep.length > 0 ? keep : undefined, missingSources: flags.missing,
-          changedSources: flags.changed, dryRun: flags.dryRun });
-        if (flags.json) printJson({ path: path.resolve(folder), dryRun: flags.dryRun, ...report });
-        else process.stdout.write(pruneText(report, flags.dryRun) + '\n');
-      } finally {
-        await store.close();
-      }
+      const report = await store.prune({ keepBackbones: keep.length > 0 ? keep : undefined, missingSources: flags.missing,
+        changedSources: flags.changed, verify: flags.verify, dryRun: flags.dryRun });
+      if (flags.json) printJson({ path: store.path, dryRun: flags.dryRun, ...report });
+      else process.stdout.write(pruneText(report, flags.dryRun) + '\n');
     });
 }
