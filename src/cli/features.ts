@@ -32,6 +32,7 @@ function backboneId(text: string, previous: string[] | undefined): string[] {
 async function openExisting(folder: string): Promise<FeatureStore> {
   const stats = await fs.promises.stat(folder).catch(() => null);
   if (stats === null || !stats.isDirectory()) throw new VideoRNNError('E_FEATURE_STORE', `No feature store at ${folder} (no such folder)`);
+  if ((await fs.promises.readdir(folder)).length === 0) throw new VideoRNNError('E_FEATURE_STORE', `No feature store at ${folder} (an empty folder)`);
   return FeatureStore.open(folder, (message: string) => process.stderr.write(`video-rnn: warning: ${message}\n`));
 }
 
@@ -58,7 +59,7 @@ function pruneText(report: PruneReport, dryRun: boolean): string {
     [reasons.temporaryFile, 'partly written files left by dead writers']]
     .filter(([count]) => (count as number) > 0).map(([count, text]) => `${count} ${text}`);
   const verb = dryRun ? 'would remove' : 'removed';
-  return `${verb} ${report.removed} entries (${bytes(report.bytesFreed)})${why.length > 0 ? `: ${why.join(', ')}` : ''}; ${report.kept} kept` +
+  return `${verb} ${report.removed} ${report.removed === 1 ? 'entry' : 'entries'} (${bytes(report.bytesFreed)})${why.length > 0 ? `: ${why.join(', ')}` : ''}; ${report.kept} kept` +
     (dryRun ? ' (dry run: nothing was removed)' : '');
 }
 
