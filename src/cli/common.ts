@@ -60,10 +60,11 @@ export function addTrainingOptions(command: Command, defaults: { epochs: number;
 }
 
 /** Threads, and data-parallel training: local workers (--nproc) or one rank of a group started elsewhere. */
-export function addParallelOptions(command: Command): Command {
+export function addParallelOptions(command: Command, work: 'train' | 'extract' = 'train'): Command {
   return command
     .option('--threads <n>', 'intra-op threads (default: all cores; with --nproc, the cores divided among the workers)', parse.positiveInteger)
-    .option('--nproc <n>', 'train data-parallel in N local worker processes (global batch: N x --batch-size)', parse.positiveInteger)
+    .option('--nproc <n>', work === 'train' ? 'train data-parallel in N local worker processes (global batch: N x --batch-size)'
+      : 'extract data-parallel in N local worker processes, each on its own shard of the dataset', parse.positiveInteger)
     .option('--nnodes <n>', 'machines taking part, each started with the same command and --nproc', parse.positiveInteger, 1)
     .option('--node-rank <r>', 'index of this machine among --nnodes (0 hosts the rendezvous)', parse.nonNegativeInteger, 0)
     .option('--rank <r>', 'this process is rank R of a group started elsewhere (or set RANK)', parse.nonNegativeInteger)

@@ -62,7 +62,7 @@ export function registerExtract(program: Command): void {
     .option('--root <dir>', "folder that a manifest's relative paths start from (default: the manifest's folder)");
   addDeviceOption(command);
   addPrecisionOption(command);
-  addParallelOptions(command);
+  addParallelOptions(command, 'extract');
   addOutputOptions(command);
   command.action(async (dataset: string, flags: ExtractFlags) => {
     const featureStore = featureStoreFrom(flags);
