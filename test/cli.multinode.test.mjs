@@ -9,8 +9,7 @@ import path from 'node:path';
 import { maxParameterDifference } from './helpers/clips.mjs';
 import { temporaryFolder } from './helpers/media.mjs';
 import { processesIn, twoMachines } from './helpers/netns.mjs';
-import { VideoRNN } from '../dist/index.js';
-import { FeatureStore } from '../dist/index.js';
+import { FeatureStore, VideoRNN } from '../dist/index.js';
 import { readSafetensors } from '../dist/weights/index.js';
 import { errorLines, parseJson, runCli, tinyDataset } from './cli.run.mjs';
 

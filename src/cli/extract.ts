@@ -3,8 +3,8 @@
 // Entries already in the store are skipped, so a killed run resumes by running it again.
 import { Command } from 'commander';
 import path from 'node:path';
-import { resolveDistributed } from '../distributed';
-import { VideoRNNError } from '../errors';
+import { resolveDistributed, shardIndices } from '../distributed';
+import { ErrorCode, VideoRNNError } from '../errors';
 import { VideoRNN } from '../model';
 import { type Device, LIMITS, type Precision, type Sampling } from '../options';
 import { MIN_FRAME_SIZE } from '../constants';
@@ -42,9 +42,9 @@ export function samplingFrom(flags: { fps?: number; maxFrames?: number; frames?:
   return sampling;
 }
 
-function summaryText(report: ExtractReport, store: string): string {
+function summaryText(report: ExtractReport, store: string, failed: number): string {
   return `extracted ${report.clips} clips into ${store} in ${seconds(report.seconds)} (${report.clipsPerSecond.toFixed(2)} clips/s): ` +
-    `${report.computed} computed, ${report.present} already present, ${report.failed.length} failed`;
+    `${report.computed} computed, ${report.present} already present, ${failed} failed`;
 }
 
 export function registerExtract(program: Command): void {
@@ -82,7 +82,9 @@ export function registerExtract(program: Command): void {
       const distributed = distributedFrom(flags, model.device);
       const group = distributed ? resolveDistributed(distributed) : undefined;
       const leader = !group || group.rank === 0;
-      const display = new ProgressDisplay({ enabled: !flags.quiet && leader, validation: false });
+      const clips = group ? shardIndices(data.size, group.rank, group.worldSize).length : data.size;
+      const display = new ProgressDisplay({ enabled: !flags.quiet && leader, validation: false,
+        extract: { clips, batchSize: flags.batchSize, shard: group ? `rank 0's shard of ${group.worldSize}` : undefined } });
       interrupt = onInterrupt((message) => display.note(message), () => display.stop());
       display.begin();
       let report: ExtractReport;
@@ -98,18 +100,18 @@ export function registerExtract(program: Command): void {
       } finally {
         display.stop();
       }
-      if (!leader) return;
-      const precision = precisionInUse(model.device, flags.precision);
-      if (flags.json) {
-        printJson({ command: 'extract', dataset, features: path.resolve(storePath), precision, backbone: model.backbone.identity, ...report });
-      } else {
-        process.stdout.write(summaryText(report, storePath) + '\n');
+      // The counts are the group's; each rank lists the failures of its own shard.
+      const failedCount = report.clips - report.computed - report.present;
+      if (leader) {
+        const precision = precisionInUse(model.device, flags.precision);
+        if (flags.json) printJson({ command: 'extract', dataset, features: path.resolve(storePath), precision, ...report, failedCount });
+        else process.stdout.write(summaryText(report, storePath, failedCount) + '\n');
       }
-      if (report.failed.length > 0) {
-        for (const failure of report.failed) process.stderr.write(`video-rnn: failed: ${failure.id}: ${failure.code}: ${failure.message}\n`);
-        throw new VideoRNNError(report.failed[0].code,
-          `${report.failed.length} of ${report.clips} clips could not be extracted (listed above); the others are in the store, ` +
-          'and running the same command again retries only the failed ones');
+      for (const failure of report.failed) process.stderr.write(`video-rnn: failed: ${failure.id}: ${failure.code}: ${failure.message}\n`);
+      if (report.failed.length > 0 || (leader && failedCount > 0)) {
+        throw new VideoRNNError((report.failed[0]?.code ?? 'E_VIDEO_DECODE') as ErrorCode,
+          `${failedCount} of ${report.clips} clips could not be extracted (listed above${group ? ' by their ranks' : ''}); ` +
+          'the others are in the store, and running the same command again retries only the failed ones');
       }
     } finally {
       interrupt?.release();

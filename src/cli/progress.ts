@@ -10,6 +10,8 @@ export interface ProgressSettings {
   /** Whether a validation pass follows each epoch (its result joins the epoch's line). */
   validation: boolean;
   stream?: NodeJS.WriteStream;
+  /** extract: the clips this process handles (its shard in a group) and the clips per batch, to count clips done. */
+  extract?: { clips: number; batchSize: number; shard?: string };
 }
 
 interface EpochTotals {
@@ -25,6 +27,7 @@ export class ProgressDisplay {
   private readonly enabled: boolean;
   private readonly validation: boolean;
   private readonly interactive: boolean;
+  private readonly extract: ProgressSettings['extract'];
   private bars: MultiBar | undefined;
   private trainBar: SingleBar | undefined;
   private passBar: SingleBar | undefined;
@@ -39,6 +42,7 @@ export class ProgressDisplay {
     this.enabled = settings.enabled;
     this.validation = settings.validation;
     this.interactive = this.stream.isTTY === true;
+    this.extract = settings.extract;
   }
 
   /** Pass as `onProgress`. */
@@ -114,10 +118,14 @@ export class ProgressDisplay {
 
   /** extract: clips done of the whole dataset (or of this rank's shard), clips/s and the time left. */
   private onExtract(event: ProgressEvent): void {
-    const detail = `${event.batch}/${event.batches} clips  ${event.samplesPerSecond.toFixed(1)} clips/s  ETA ${seconds(event.eta)}`;
+    // Events count batches; every batch but the last is full.
+    const total = this.extract?.clips ?? event.batches;
+    const done = this.extract ? Math.min(event.batch * this.extract.batchSize, total) : event.batch;
+    const detail = `${done}/${total} clips${this.extract?.shard ? ` (${this.extract.shard})` : ''}  ` +
+      `${event.samplesPerSecond.toFixed(1)} clips/s  ETA ${seconds(event.eta)}`;
     if (this.interactive) {
-      this.passBar ??= this.multiBar().create(event.batches, 0, { label: 'extract', detail });
-      this.passBar.update(event.batch, { label: 'extract', detail });
+      this.passBar ??= this.multiBar().create(total, 0, { label: 'extract', detail });
+      this.passBar.update(done, { label: 'extract', detail });
       return;
     }
     // A log gets a line per tenth of the work, and one every few seconds when a tenth takes long.
