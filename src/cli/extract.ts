@@ -104,7 +104,9 @@ export function registerExtract(program: Command): void {
       const failedCount = report.clips - report.computed - report.present;
       if (leader) {
         const precision = precisionInUse(model.device, flags.precision);
-        if (flags.json) printJson({ command: 'extract', dataset, features: path.resolve(storePath), precision, ...report, failedCount });
+        // What this process itself decoded and ran through VGG16: the work a resumed run does not redo.
+        const { videosDecoded, framesEmbedded } = model.stats;
+        if (flags.json) printJson({ command: 'extract', dataset, features: path.resolve(storePath), precision, ...report, failedCount, videosDecoded, framesEmbedded });
         else process.stdout.write(summaryText(report, storePath, failedCount) + '\n');
       }
       for (const failure of report.failed) process.stderr.write(`video-rnn: failed: ${failure.id}: ${failure.code}: ${failure.message}\n`);
