@@ -158,6 +158,10 @@ test('two extract processes into one store at once: every entry once, none corru
   for (const run of runs) assert.equal(run.code, 0, run.stderr);
   const reports = runs.map(parseJson);
   assert.equal(reports[0].computed + reports[1].computed, clipCount, `computed ${reports[0].computed} + ${reports[1].computed}`);
+  // The work itself, not only the writes: a clip decoded by both would be wasted even if written once.
+  assert.equal(reports[0].videosDecoded + reports[1].videosDecoded, clipCount,
+    `decoded ${reports[0].videosDecoded} + ${reports[1].videosDecoded}`);
+  assert.equal(reports[0].framesEmbedded + reports[1].framesEmbedded, framesOf((await referenceRun()).entries.values()));
   const stats = await storeStats(store);
   assert.equal(stats.entries, clipCount);
   assert.equal(stats.corrupt, 0);
