@@ -177,6 +177,7 @@ test('extract --nproc 2: two ranks on disjoint shards fill the store once', asyn
   const report = parseJson(result);
   assert.equal(report.clips, clipCount);
   assert.equal(report.computed, clipCount);
+  assert.equal(report.videosDecoded, clipCount / 2, 'rank 0 decoded its own shard, half the clips');
   const stats = await storeStats(store);
   assert.equal(stats.entries, clipCount);
   assert.equal(stats.corrupt, 0);
