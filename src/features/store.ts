@@ -123,8 +123,8 @@ export class FeatureStore {
     try {
       decoded = decodeEntry(bytes, key);
     } catch (error) {
-      if (!(error instanceof EntryError)) throw error;
-      await this.discard(key, file, error.message, stats);
+      // Whatever a damaged file makes the decoder throw, the entry is unusable, never fatal.
+      await this.discard(key, file, error instanceof EntryError ? error.message : String(error), stats);
       return undefined;
     }
     this.workingSet.add(key);
