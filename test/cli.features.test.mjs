@@ -246,7 +246,7 @@ test('features stats and prune: backbones counted, --dry-run removes nothing, ot
   await assertSameEntries(store, 'after prune');
 });
 
-test('a clip that cannot be decoded: extract exits 1 naming it, the others are stored', async () => {
+test('a clip that cannot be decoded: extract exits 1 naming it, the others are stored (in a bf16 store, --features-dtype)', async () => {
   const broken = path.join(folder, 'broken');
   fs.mkdirSync(broken);
   const source = fs.readdirSync(path.join(datasetFolder, 'left'))[0];
@@ -254,12 +254,19 @@ test('a clip that cannot be decoded: extract exits 1 naming it, the others are s
   fs.writeFileSync(path.join(broken, 'bad.mp4'), Buffer.alloc(4096, 7));
   fs.writeFileSync(path.join(broken, 'list.txt'), 'good.mp4 left\nbad.mp4 right\n');
   const store = path.join(folder, 'broken-store');
-  const result = await runCli(['extract', path.join(broken, 'list.txt'), '--features', store, ...extractFlags]);
+  const result = await runCli(['extract', path.join(broken, 'list.txt'), '--features', store, ...extractFlags, '--features-dtype', 'bf16']);
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stdout, /^extracted 2 clips into .* \([\d.]+ clips\/s\): 1 computed, 0 already present, 1 failed\n$/);
   assert.match(result.stderr, /^video-rnn: failed: .*bad\.mp4.*: E_VIDEO_DECODE: /m);
   assert.match(result.stderr, /^video-rnn: E_VIDEO_DECODE: 1 of 2 clips could not be extracted/m);
-  assert.equal((await storeStats(store)).entries, 1);
+  const stats = await storeStats(store);
+  assert.equal(stats.entries, 1);
+  assert.equal(stats.dtype, 'bf16', '--features-dtype made a half-size store');
+  // good.mp4 has the bytes of a clip in store A (float32), and keys do not depend on the storage type.
+  await referenceRun();
+  const [key] = (await storeEntries(store)).keys();
+  const float32Entry = fs.statSync(path.join(storeA, 'entries', key.slice(0, 2), `${key}.feat`)).size;
+  assert.ok(stats.bytes < 0.6 * float32Entry, `bf16 entry ${stats.bytes} bytes, float32 ${float32Entry}`);
 });
 
 const usageCases = [
