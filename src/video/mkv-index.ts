@@ -14,22 +14,24 @@
  * unknown size, an element that does not fit inside its parent or the file, not exactly one Info,
  * one Tracks and one enabled video track, a codec not in the list below, ContentEncoding
  * (compression, encryption), a stereo mode, a projection, cropping, a display size other than the
- * picture's, no DefaultDuration or Duration, and more elements or bytes than the bounds below.
+ * picture's, a tag named `rotate`, no DefaultDuration or Duration, and more elements or bytes
+ * than the bounds below.
  * Memory and reads stay bounded whatever the file claims.
  */
 import fs from 'node:fs';
 import type { VideoStream } from './probe';
 
 /** Most bytes read from the file in all, and most elements visited. */
-const mostBytesRead = 256 * 2 ** 20;
-const mostElements = 1 << 21;
+const mostBytesRead = 512 * 2 ** 20;
+const mostElements = 1 << 20;
 /** Info and Tracks are read whole; larger ones go to ffprobe. */
 const largestHeaderElement = 2 ** 20;
-const windowBytes = 64 * 1024;
+const windowBytes = 16 * 1024;
 
 const ids = {
   ebml: 0x1a45dfa3, docType: 0x4282, docReadVersion: 0x4285, maxIdLength: 0x42f2, maxSizeLength: 0x42f3,
-  segment: 0x18538067, info: 0x1549a966, tracks: 0x1654ae6b, cluster: 0x1f43b675,
+  segment: 0x18538067, info: 0x1549a966, tracks: 0x1654ae6b, cluster: 0x1f43b675, tags: 0x1254c367,
+  tag: 0x7373, simpleTag: 0x67c8, tagName: 0x45a3,
   timestampScale: 0x2ad7b1, duration: 0x4489,
   trackEntry: 0xae, trackNumber: 0xd7, trackType: 0x83, codecId: 0x86, defaultDuration: 0x23e383,
   flagEnabled: 0xb9, contentEncodings: 0x6d80, video: 0xe0,
@@ -117,42 +119,59 @@ function single(list: Element[], id: number): Element | undefined | null {
   return found.length > 1 ? null : found[0];
 }
 
-/** Reads through a file in windows, counting bytes and elements against the bounds. */
+/**
+ * Reads through a file in windows, counting bytes and elements against the bounds. The hot loop
+ * over blocks calls need() and awaits only when it answers a promise, so that the headers inside a
+ * window cost no promise each.
+ */
 class FileWindow {
   private buffer = Buffer.alloc(0);
   private bufferAt = 0;
-  bytesRead = 0;
-  elements = 0;
+  private bytesRead = 0;
+  private elements = 0;
 
   constructor(private readonly handle: fs.promises.FileHandle, readonly size: number) {}
 
-  /** `length` bytes at `at` (fewer at the end of the file), from the window when they are in it. */
-  async bytes(at: number, length: number): Promise<{ data: Buffer; offset: number }> {
-    if (at < this.bufferAt || at + length > this.bufferAt + this.buffer.length) {
-      const want = Math.min(Math.max(length, windowBytes), this.size - at);
-      if (this.bytesRead + want > mostBytesRead) throw new Error('read bound');
-      const buffer = Buffer.alloc(want);
-      const { bytesRead } = await this.handle.read(buffer, 0, want, at);
-      this.bytesRead += want;
-      this.buffer = buffer.subarray(0, bytesRead);
-      this.bufferAt = at;
-    }
+  /** Makes `length` bytes at `at` (fewer at the end of the file) readable by view(); null when they already are. */
+  need(at: number, length: number): Promise<void> | null {
+    const wanted = Math.min(length, this.size - at);
+    return at >= this.bufferAt && at + wanted <= this.bufferAt + this.buffer.length ? null : this.load(at, wanted);
+  }
+
+  private async load(at: number, length: number): Promise<void> {
+    const want = Math.min(Math.max(length, windowBytes), this.size - at);
+    if (want < 0 || this.bytesRead + want > mostBytesRead) throw new Error('read bound');
+    const buffer = Buffer.alloc(want);
+    const { bytesRead } = await this.handle.read(buffer, 0, want, at);
+    this.bytesRead += want;
+    this.buffer = buffer.subarray(0, bytesRead);
+    this.bufferAt = at;
+  }
+
+  /** The window and where file position `at` is in it, after need(). */
+  view(at: number): { data: Buffer; offset: number } {
     return { data: this.buffer, offset: at - this.bufferAt };
   }
 
-  /** The element header at file position `at`, inside [at, end), or null. */
-  async element(at: number, end: number): Promise<Element | null> {
+  /** The element header at file position `at`, inside [at, end), or null; after need(at, 12). */
+  elementAt(at: number, end: number): Element | null {
     this.elements += 1;
     if (this.elements > mostElements) throw new Error('element bound');
-    const { data, offset } = await this.bytes(at, Math.min(12, end - at));
-    return header(data, offset, Math.min(data.length, offset + end - at), at - offset, offset + end - at);
+    const offset = at - this.bufferAt;
+    return header(this.buffer, offset, Math.min(this.buffer.length, offset + end - at), at - offset, offset + end - at);
+  }
+
+  async element(at: number, end: number): Promise<Element | null> {
+    await this.need(at, 12);
+    return this.elementAt(at, end);
   }
 
   /** An element's whole payload, for small ones only. */
   async payload(element: Element): Promise<Buffer | null> {
     const length = element.end - element.start;
     if (length > largestHeaderElement) return null;
-    const { data, offset } = await this.bytes(element.start, length);
+    await this.need(element.start, length);
+    const { data, offset } = this.view(element.start);
     return data.length - offset >= length ? Buffer.from(data.subarray(offset, offset + length)) : null;
   }
 }
@@ -216,6 +235,23 @@ function videoTrack(data: Buffer): VideoTrack | null {
   return found;
 }
 
+/**
+ * True where a tag is named `rotate` (in any case): ffprobe reports such a tag, and older ffmpeg
+ * versions took it for a rotation, so ffprobe decides.
+ */
+function namesRotation(data: Buffer, start: number, end: number, depth = 0): boolean | null {
+  const list = children(data, start, end);
+  if (list === null || depth > 8) return null;
+  for (const element of list) {
+    if (element.id === ids.tagName && text(data, element).toLowerCase() === 'rotate') return true;
+    if (element.id === ids.tag || element.id === ids.simpleTag) {
+      const inner = namesRotation(data, element.start, element.end, depth + 1);
+      if (inner !== false) return inner;
+    }
+  }
+  return false;
+}
+
 /** Segment Info: the duration in microseconds as ffmpeg keeps it, or null. */
 function infoDuration(data: Buffer): number | null {
   const fields = children(data, 0, data.length);
@@ -235,12 +271,16 @@ function infoDuration(data: Buffer): number | null {
 async function countBlocks(file: FileWindow, start: number, end: number, track: number): Promise<number | null> {
   let frames = 0;
   for (let at = start; at < end;) {
-    const element = await file.element(at, end);
+    const pending = file.need(at, 12);
+    if (pending !== null) await pending;
+    const element = file.elementAt(at, end);
     if (element === null) return null;
     let block: Element | null = element.id === ids.simpleBlock ? element : null;
     if (element.id === ids.blockGroup) {
       for (let inner = element.start; inner < element.end;) {
-        const child = await file.element(inner, element.end);
+        const waiting = file.need(inner, 12);
+        if (waiting !== null) await waiting;
+        const child = file.elementAt(inner, element.end);
         if (child === null) return null;
         if (child.id === ids.block) {
           if (block !== null) return null;
@@ -251,7 +291,9 @@ async function countBlocks(file: FileWindow, start: number, end: number, track: 
       if (block === null) return null;
     }
     if (block !== null) {
-      const { data, offset } = await file.bytes(block.start, Math.min(13, block.end - block.start));
+      const reading = file.need(block.start, Math.min(13, block.end - block.start));
+      if (reading !== null) await reading;
+      const { data, offset } = file.view(block.start);
       const limit = offset + Math.min(data.length - offset, block.end - block.start);
       const number = vint(data, offset, limit, false);
       if (number === null || number.unknown || offset + number.length + 3 > limit) return null;
@@ -334,6 +376,9 @@ async function readSegment(file: FileWindow): Promise<VideoStream | null> {
       const read = data === null ? null : videoTrack(data);
       if (read === null) return null;
       track = read;
+    } else if (element.id === ids.tags) {
+      const data = await file.payload(element);
+      if (data === null || namesRotation(data, 0, data.length) !== false) return null;
     } else if (element.id === ids.cluster) {
       // Tracks come before the first Cluster (ffmpeg needs them there too).
       if (track === undefined) return null;
