@@ -121,7 +121,9 @@ async function sniffContainer(file: string): Promise<'mov' | 'matroska' | 'avi' 
   return null;
 }
 
-const indexReaders = { mov: readMp4Index, matroska: readMatroskaIndex, avi: readAviIndex } as const;
+const indexReaders: Record<'mov' | 'matroska' | 'avi', (file: string, signal?: AbortSignal) => Promise<VideoStream | null>> = {
+  mov: readMp4Index, matroska: readMatroskaIndex, avi: readAviIndex,
+};
 
 /**
  * An MP4/MOV, Matroska/WebM or AVI file's stream facts from its own index or header, read here, so
@@ -129,11 +131,11 @@ const indexReaders = { mov: readMp4Index, matroska: readMatroskaIndex, avi: read
  * where the container is not an allowed format (ffmpeg then refuses the file with the same message
  * ffprobe would give).
  */
-async function indexedStream(file: string, limits: VideoLimits): Promise<VideoStream | null> {
+async function indexedStream(file: string, limits: VideoLimits, signal?: AbortSignal): Promise<VideoStream | null> {
   if (!tuning().containerIndex) return null;
   const container = await sniffContainer(file);
   if (container === null || !limits.formats.includes(container)) return null;
-  const stream = await indexReaders[container](file);
+  const stream = await indexReaders[container](file, signal);
   if (stream !== null) checkPixels(`Probing "${file}"`, stream.width, stream.height, limits);
   return stream;
 }
@@ -154,7 +156,9 @@ export async function decodeVideo(path: string, options?: DecodeOptions): Promis
   const release = await slots.acquire(settings.signal, what);
   try {
     const budget = new Budget(settings.timeout);
-    const stream = await indexedStream(file, limits) ?? await probeStreamCached(ffprobe, file, stats,
+    const indexed = await indexedStream(file, limits, settings.signal);
+    throwIfAborted(settings.signal, what);
+    const stream = indexed ?? await probeStreamCached(ffprobe, file, stats,
       { signal: settings.signal, timeoutMs: budget.take(defaultProbeTimeout), limits });
     checkBeforeDecoding(what, stream, settings, limits);
     const geometry = outputGeometry(stream, settings);

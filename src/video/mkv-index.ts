@@ -29,7 +29,8 @@ const largestHeaderElement = 2 ** 20;
 const windowBytes = 16 * 1024;
 
 const ids = {
-  ebml: 0x1a45dfa3, docType: 0x4282, docReadVersion: 0x4285, maxIdLength: 0x42f2, maxSizeLength: 0x42f3,
+  ebml: 0x1a45dfa3, ebmlReadVersion: 0x42f7, docType: 0x4282, docReadVersion: 0x4285, maxIdLength: 0x42f2,
+  maxSizeLength: 0x42f3,
   segment: 0x18538067, info: 0x1549a966, tracks: 0x1654ae6b, cluster: 0x1f43b675, tags: 0x1254c367,
   tag: 0x7373, simpleTag: 0x67c8, tagName: 0x45a3,
   timestampScale: 0x2ad7b1, duration: 0x4489,
@@ -130,7 +131,7 @@ class FileWindow {
   private bytesRead = 0;
   private elements = 0;
 
-  constructor(private readonly handle: fs.promises.FileHandle, readonly size: number) {}
+  constructor(private readonly handle: fs.promises.FileHandle, readonly size: number, private readonly signal?: AbortSignal) {}
 
   /** Makes `length` bytes at `at` (fewer at the end of the file) readable by view(); null when they already are. */
   need(at: number, length: number): Promise<void> | null {
@@ -141,6 +142,8 @@ class FileWindow {
   private async load(at: number, length: number): Promise<void> {
     const want = Math.min(Math.max(length, windowBytes), this.size - at);
     if (want < 0 || this.bytesRead + want > mostBytesRead) throw new Error('read bound');
+    // An abort stops the walk between reads; the caller then reports it.
+    if (this.signal?.aborted === true) throw new Error('aborted');
     const buffer = Buffer.alloc(want);
     const { bytesRead } = await this.handle.read(buffer, 0, want, at);
     this.bytesRead += want;
@@ -348,7 +351,8 @@ async function readSegment(file: FileWindow): Promise<VideoStream | null> {
   if (ebmlData === null || ebmlFields === null) return null;
   const docType = single(ebmlFields, ids.docType);
   if (!docType || !['matroska', 'webm'].includes(text(ebmlData, docType))) return null;
-  for (const [id, most] of [[ids.docReadVersion, 3], [ids.maxIdLength, 4], [ids.maxSizeLength, 8]]) {
+  // ffmpeg refuses EBML read versions past 1 and DocType read versions past 3.
+  for (const [id, most] of [[ids.ebmlReadVersion, 1], [ids.docReadVersion, 3], [ids.maxIdLength, 4], [ids.maxSizeLength, 8]]) {
     const element = single(ebmlFields, id);
     if (element === null) return null;
     const value = element === undefined ? 0 : unsigned(ebmlData, element);
@@ -407,16 +411,16 @@ async function readSegment(file: FileWindow): Promise<VideoStream | null> {
 
 /**
  * The video stream's facts from a Matroska or WebM file, as probeStream reports them, or null where
- * the reader cannot vouch for them (ffprobe answers then). Rejects nothing itself: limits are checked
- * by the caller, as for ffprobe's report.
+ * the reader cannot vouch for them (ffprobe answers then), or once `signal` is aborted. Rejects
+ * nothing itself: limits are checked by the caller, as for ffprobe's report.
  */
-export async function readMatroskaIndex(file: string): Promise<VideoStream | null> {
+export async function readMatroskaIndex(file: string, signal?: AbortSignal): Promise<VideoStream | null> {
   try {
     const handle = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     try {
       const stats = await handle.stat();
       if (!stats.isFile()) return null;
-      return await readSegment(new FileWindow(handle, stats.size));
+      return await readSegment(new FileWindow(handle, stats.size, signal));
     } finally {
       await handle.close();
     }
