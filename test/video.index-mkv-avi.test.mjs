@@ -34,14 +34,14 @@ before(() => {
     '-c:a', 'pcm_s16le', at('audio.mkv')]);
   files.audioMkv = at('audio.mkv');
   // A variable frame rate: ten frames 0.1 s apart, a 0.3 s gap, ten more.
-  runFfmpeg(['-f', 'lavfi', '-i', "testsrc2=s=64x48:r=10:d=2,setpts='N*0.1/TB+if(gt(N,9),0.3/TB,0)'",
+  runFfmpeg(['-f', 'lavfi', '-i', "testsrc2=s=90x50:r=10:d=2,setpts='N*0.1/TB+if(gt(N,9),0.3/TB,0)'",
     '-vsync', 'passthrough', ...x264, at('variable.mkv')]);
   files.variableMkv = at('variable.mkv');
   if (has('libvpx')) files.vp8 = renderGraph(at('vp8.webm'), 'testsrc2=s=64x48:r=10:d=2', ['-c:v', 'libvpx', '-b:v', '200k']);
   if (has('libvpx-vp9')) {
     files.vp9 = renderGraph(at('vp9.webm'), 'testsrc2=s=48x48:r=30000/1001:d=1', ['-c:v', 'libvpx-vp9', '-b:v', '200k']);
   }
-  files.mjpegAvi = renderGraph(at('mjpeg.avi'), 'testsrc2=s=80x48:r=30000/1001:d=2', ['-c:v', 'mjpeg', '-pix_fmt', 'yuvj420p']);
+  files.mjpegAvi = renderGraph(at('mjpeg.avi'), 'testsrc2=s=90x50:r=30000/1001:d=2', ['-c:v', 'mjpeg', '-pix_fmt', 'yuvj420p']);
   runFfmpeg(['-f', 'lavfi', '-i', 'testsrc2=s=64x48:r=12:d=2', '-f', 'lavfi', '-i', 'sine=d=2', '-c:v', 'mpeg4',
     '-c:a', 'pcm_s16le', at('audio.avi')]);
   files.audioAvi = at('audio.avi');
@@ -188,7 +188,7 @@ test('the AVI reader answers nothing for cut, extended or inconsistent files', a
     'frame counts that disagree': edit('counts.avi', (b) => b.writeUInt32LE(23, strh + 8 + 32)),
     'sizes that disagree': edit('sizes.avi', (b) => b.writeInt32LE(65, strf + 8 + 4)),
     'a stream start': edit('start.avi', (b) => b.writeUInt32LE(5, strh + 8 + 28)),
-    'a frame rate ffmpeg would round (1000/33)': edit('rate.avi', (b) => {
+    'a frame rate outside the standard ones (1000/33)': edit('rate.avi', (b) => {
       b.writeUInt32LE(33, strh + 8 + 20);
       b.writeUInt32LE(1000, strh + 8 + 24);
     }),
@@ -297,4 +297,5 @@ test('a hostile Matroska file costs bounded reads: over a million elements, or a
   const fewer = at('fewer.webm');
   fs.writeFileSync(fewer, matroska({ clusters: [el(0x1f43b675, block(1, 0x82, [255]), voids.subarray(0, voids.length - 64))] }));
   assert.equal((await readMatroskaIndex(fewer)).frames, 256);
+  assert.equal(await readMatroskaIndex(fewer, AbortSignal.abort()), null, 'an aborted signal stops the walk');
 });

@@ -10,8 +10,8 @@
  * then goes to ffprobe as before: not `RIFF`/`AVI ` first, a RIFF chunk longer than the file (a cut
  * download) or anything after it (OpenDML's `AVIX` extensions), no `hdrl` first or no `movi`, not
  * exactly one video stream, a stream start other than 0, frame counts that disagree, sizes that
- * disagree, a frame rate ffmpeg would not report as it stands (below), and every chunk that does
- * not fit where it claims to be.
+ * disagree, a frame rate outside the standard ones (below), and every chunk that does not fit
+ * where it claims to be.
  */
 import fs from 'node:fs';
 import type { VideoStream } from './probe';
@@ -51,10 +51,11 @@ function gcd(a: number, b: number): number {
 }
 
 /**
- * True for the frame rates ffmpeg reports unchanged. ffmpeg estimates an AVI stream's average
- * frame rate from its first packets and snaps it to the nearest "standard" rate within 1%: n/12
- * frames per second up to 30, whole rates from 31 to 60, 80, 120, 240, and 24, 30, 60, 12, 15 and
- * 48 times 1000/1001. A rate among those comes out as it stands; for any other ffprobe decides.
+ * True for the "standard" frame rates: n/12 frames per second up to 30, whole rates from 31 to 60,
+ * 80, 120, 240, and 24, 30, 60, 12, 15 and 48 times 1000/1001. Where a demuxer sets no average
+ * rate, ffmpeg's stream analysis estimates one from the first packets and snaps it to the nearest
+ * of these within 1%; a standard rate comes out unchanged whether that happens or not, so only
+ * those are answered here, and ffprobe decides for any other.
  */
 function standardRate(numerator: number, denominator: number): boolean {
   if (denominator === 1001) return [24000, 30000, 60000, 12000, 15000, 48000].includes(numerator);
