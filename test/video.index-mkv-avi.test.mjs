@@ -135,6 +135,12 @@ test('a Matroska, WebM or AVI decode starts no ffprobe, whatever the file is nam
     assert.equal((await decodeVideo(at(name), { maxFrames: 3, size: 16 })).frames, 3, name);
   }
   assert.equal(starts(), 0, 'no ffprobe for Matroska, WebM or AVI with a plain header');
+  // maxPixels is checked against the header's size before ffmpeg starts.
+  for (const name of ['a.mkv', 'c.avi']) {
+    await assert.rejects(decodeVideo(at(name), { maxFrames: 2, maxPixels: 2000 }),
+      (error) => error.code === 'E_VIDEO_DECODE' && /frames of 64x48 have more than 2000 pixels \(maxPixels/.test(error.message));
+  }
+  assert.equal(starts(), 0, 'refused from the header');
 
   const twoMkv = at('two-video.mkv');
   runFfmpeg(['-i', files.ntscMkv, '-map', '0:v', '-map', '0:v', '-c', 'copy', twoMkv]);
@@ -203,6 +209,15 @@ test('the AVI reader answers nothing for cut, extended or inconsistent files', a
     const file = typeof bytes === 'string' ? bytes : write(`${name.replace(/\W+/g, '-')}.avi`, bytes);
     assert.equal(await readAviIndex(file), null, name);
   }
+  // A consistent header claiming 65536 x 65536 pictures is refused by maxPixels before any decoding.
+  const huge = edit('huge.avi', (b) => {
+    for (const offset of [plain.indexOf('avih') + 8 + 32, plain.indexOf('avih') + 8 + 36, strf + 8 + 4, strf + 8 + 8]) {
+      b.writeUInt32LE(65536, offset);
+    }
+  });
+  assert.equal((await readAviIndex(huge)).width, 65536);
+  await assert.rejects(decodeVideo(huge, { maxFrames: 2 }),
+    (error) => error.code === 'E_VIDEO_DECODE' && /frames of 65536x65536 have more than 33177600 pixels/.test(error.message));
 });
 
 // A small EBML writer for files ffmpeg does not write: every element with an 8-byte size.
