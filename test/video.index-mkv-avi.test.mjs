@@ -108,9 +108,19 @@ function claimingAvi() {
 test('frames are byte-identical to the ffprobe path for every setting: fps, maxFrames, frames, size, limits', async () => {
   const list = [...Object.values(files), claimingAvi()];
   assert.equal((await readAviIndex(list.at(-1))).frames, 0x7fffffff, 'the reader passes the claim on, as ffprobe does');
-  const [indexed, probed] = await Promise.all([decodeAll('containerIndex=1', list), decodeAll('containerIndex=0', list)]);
+  // Cut downloads go to ffprobe, and come out as they did before.
+  const cut = [files.audioAvi, files.ntscMkv].map((file) => {
+    const bytes = fs.readFileSync(file);
+    fs.writeFileSync(at(`cut-${path.basename(file)}`), bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    return at(`cut-${path.basename(file)}`);
+  });
+  const cutSettings = [{}, { maxFrames: 4 }];
+  const [indexed, probed, cutIndexed, cutProbed] = await Promise.all([decodeAll('containerIndex=1', list),
+    decodeAll('containerIndex=0', list), decodeAll('containerIndex=1', cut, cutSettings), decodeAll('containerIndex=0', cut, cutSettings)]);
   assert.equal(indexed.length, list.length * settings.length);
   assert.deepEqual(indexed, probed);
+  assert.equal(cutIndexed.length, 4);
+  assert.deepEqual(cutIndexed, cutProbed);
   assert.ok(indexed.some((entry) => entry[0] === 'E_VIDEO_DECODE' && /lasts 2\.0 s/.test(entry[1])),
     'the header duration check of maxVideoSeconds still refuses a 2 s video');
   // The lying header costs neither memory nor a wrong clip: 24 frames, sampled as asked.
@@ -194,6 +204,7 @@ test('the AVI reader answers nothing for cut, extended or inconsistent files', a
     'frame counts that disagree': edit('counts.avi', (b) => b.writeUInt32LE(23, strh + 8 + 32)),
     'sizes that disagree': edit('sizes.avi', (b) => b.writeInt32LE(65, strf + 8 + 4)),
     'a stream start': edit('start.avi', (b) => b.writeUInt32LE(5, strh + 8 + 28)),
+    'a DivX subtitle stored as video': edit('dxsb.avi', (b) => b.write('DXSB', strf + 8 + 16, 'latin1')),
     'a frame rate outside the standard ones (1000/33)': edit('rate.avi', (b) => {
       b.writeUInt32LE(33, strh + 8 + 20);
       b.writeUInt32LE(1000, strh + 8 + 24);

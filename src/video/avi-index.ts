@@ -94,6 +94,8 @@ function readStream(data: Buffer, strl: Chunk): Stream | null {
   };
   if (stream.type === 'vids') {
     if (strf.length !== 1 || strf[0].end - strf[0].start < 40) return null;
+    // ffmpeg takes DivX subtitles stored as video ('DXSB', 'DXSA') for subtitles.
+    if (['DXSB', 'DXSA'].includes(data.toString('latin1', strf[0].start + 16, strf[0].start + 20))) return null;
     stream.width = data.readInt32LE(strf[0].start + 4);
     // A negative height is a top-down picture of that many rows.
     stream.height = Math.abs(data.readInt32LE(strf[0].start + 8));
@@ -149,8 +151,8 @@ function readHeader(data: Buffer): VideoStream | null {
     streams.push(stream);
   }
   const video = streams.filter((stream) => stream.type === 'vids');
-  // DV in AVI ('iavs') is a video stream to ffmpeg as well.
-  if (video.length !== 1 || streams.some((stream) => stream.type === 'iavs')) return null;
+  // DV in AVI ('iavs', 'ivas') is a video stream to ffmpeg as well.
+  if (video.length !== 1 || streams.some((stream) => stream.type === 'iavs' || stream.type === 'ivas')) return null;
   const { scale, rate, start, length, width, height } = video[0];
   if (start !== 0 || scale === 0 || rate === 0 || length === 0 || length > 0x7fffffff) return null;
   if (width <= 0 || height <= 0 || width !== mainWidth || height !== mainHeight) return null;
