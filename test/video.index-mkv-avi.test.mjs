@@ -54,6 +54,11 @@ test('the readers give exactly the facts ffprobe gives: MKV, WebM and AVI, with 
   assert.ok(files.vp8 !== undefined || files.vp9 !== undefined, 'WebM is covered by at least one encoder');
   for (const [name, file] of Object.entries(files)) {
     const indexed = await readIndex(file);
+    if (indexed === null && name === 'variableMkv' && !fs.readFileSync(file).includes(Buffer.from([0x23, 0xe3, 0x83]))) {
+      // Without DefaultDuration the rate is ffprobe's estimate, which the reader does not make.
+      t.diagnostic('this ffmpeg writes no DefaultDuration for a variable rate: that clip goes to ffprobe');
+      continue;
+    }
     assert.notEqual(indexed, null, `${name}: the reader answers`);
     assert.deepEqual(facts(indexed), await probeVideo(file), name);
     assert.equal(indexed.map, '0:V:0');
@@ -165,7 +170,8 @@ test('a Matroska, WebM or AVI decode starts no ffprobe, whatever the file is nam
 
   const stereo = at('stereo.mkv');
   runFfmpeg(['-i', files.ntscMkv, '-c', 'copy', '-metadata:s:v:0', 'stereo_mode=left_right', stereo]);
-  assert.equal(await readMatroskaIndex(stereo), null, 'a stereo mode');
+  if (fs.readFileSync(stereo).includes(Buffer.from([0x53, 0xb8]))) assert.equal(await readMatroskaIndex(stereo), null, 'a stereo mode');
+  else t.diagnostic('this ffmpeg wrote no StereoMode from the tag; the written-by-hand case below covers it');
 
   // The same switch as for MP4 forces ffprobe for all; a container off the allow-list is not read.
   const before = starts();
