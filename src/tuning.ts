@@ -32,7 +32,7 @@ export interface Tuning {
   chunkFrames: number;
   /** ffmpeg and ffprobe started by a small helper process, not by this one (src/video/launcher.ts). */
   launcher: boolean;
-  /** Stream facts of MP4/MOV files from their index, read here, instead of from ffprobe (src/video/mp4-index.ts). */
+  /** Stream facts of MP4/MOV, Matroska/WebM and AVI files from their own index, read here, instead of from ffprobe (src/video/*-index.ts). */
   containerIndex: boolean;
 }
 

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Clip } from '../clip';
 import { VideoRNNError, checkInteger, checkString, throwIfAborted } from '../errors';
@@ -5,6 +6,8 @@ import { locateFfmpeg } from './ffmpeg';
 import { AllFrames, type ClipFrames, type FrameSink, SampledFrames, largestClipBytes, tooLarge } from './frames';
 import { type VideoLimits, checkBeforeDecoding, inputGuards, refusalFrom, resolveLimits } from './limits';
 import { checkPixels, ffmpegInput, probeStreamCached, statVideo, type VideoInfo, type VideoStream } from './probe';
+import { readAviIndex } from './avi-index';
+import { readMatroskaIndex } from './mkv-index';
 import { readMp4Index } from './mp4-index';
 import { lastLine, runFfmpeg } from './process';
 import {
@@ -97,14 +100,42 @@ async function decodePass(
   return { received: sink.framesSeen, clip: sink.result(), stderr };
 }
 
+/** The container a file's first bytes name (whatever its extension), as an ffmpeg demuxer name, or null. */
+async function sniffContainer(file: string): Promise<'mov' | 'matroska' | 'avi' | null> {
+  let first: Buffer;
+  try {
+    const handle = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    try {
+      first = Buffer.alloc(12);
+      first = first.subarray(0, (await handle.read(first, 0, 12, 0)).bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
+  }
+  if (first.length < 12) return null;
+  if (first.toString('latin1', 4, 8) === 'ftyp') return 'mov';
+  if (first.readUInt32BE(0) === 0x1a45dfa3) return 'matroska';
+  if (first.toString('latin1', 0, 4) === 'RIFF' && first.toString('latin1', 8, 12) === 'AVI ') return 'avi';
+  return null;
+}
+
+const indexReaders: Record<'mov' | 'matroska' | 'avi', (file: string, signal?: AbortSignal) => Promise<VideoStream | null>> = {
+  mov: readMp4Index, matroska: readMatroskaIndex, avi: readAviIndex,
+};
+
 /**
- * An MP4/MOV file's stream facts from its own index, read here, so that decoding starts one process
- * (ffmpeg) and not two; null where the reader cannot answer, or where `mov` is not an allowed
- * format (ffmpeg then refuses the file with the same message ffprobe would give).
+ * An MP4/MOV, Matroska/WebM or AVI file's stream facts from its own index or header, read here, so
+ * that decoding starts one process (ffmpeg) and not two; null where the reader cannot answer, or
+ * where the container is not an allowed format (ffmpeg then refuses the file with the same message
+ * ffprobe would give).
  */
-async function indexedStream(file: string, limits: VideoLimits): Promise<VideoStream | null> {
-  if (!tuning().containerIndex || !limits.formats.includes('mov')) return null;
-  const stream = await readMp4Index(file);
+async function indexedStream(file: string, limits: VideoLimits, signal?: AbortSignal): Promise<VideoStream | null> {
+  if (!tuning().containerIndex) return null;
+  const container = await sniffContainer(file);
+  if (container === null || !limits.formats.includes(container)) return null;
+  const stream = await indexReaders[container](file, signal);
   if (stream !== null) checkPixels(`Probing "${file}"`, stream.width, stream.height, limits);
   return stream;
 }
@@ -125,7 +156,9 @@ export async function decodeVideo(path: string, options?: DecodeOptions): Promis
   const release = await slots.acquire(settings.signal, what);
   try {
     const budget = new Budget(settings.timeout);
-    const stream = await indexedStream(file, limits) ?? await probeStreamCached(ffprobe, file, stats,
+    const indexed = await indexedStream(file, limits, settings.signal);
+    throwIfAborted(settings.signal, what);
+    const stream = indexed ?? await probeStreamCached(ffprobe, file, stats,
       { signal: settings.signal, timeoutMs: budget.take(defaultProbeTimeout), limits });
     checkBeforeDecoding(what, stream, settings, limits);
     const geometry = outputGeometry(stream, settings);
