@@ -9,7 +9,7 @@
 // Every measured run is its own process (the CLI, or this file with BENCH_FEATURES_JOB), so that each
 // starts cold and has its own peak RSS. Writes bench/results/features.json and features.md
 // (--quick: features-quick.*).
-//   node bench/features.mjs [--clips 600] [--precision fp32|bf16] [--threads N] [--epochs 15] [--work DIR] [--quick]
+//   node bench/features.mjs [--clips 600] [--precision fp32|bf16] [--threads N] [--epochs 30] [--work DIR] [--quick]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -137,7 +137,7 @@ async function main() {
   const clips = argument('clips', quick ? 40 : 600);
   const precision = argument('precision', 'fp32');
   const threads = argument('threads', os.availableParallelism());
-  const epochs = argument('epochs', quick ? 8 : 15);
+  const epochs = argument('epochs', quick ? 8 : 30);
   const work = argument('work', null) ?? fs.mkdtempSync(path.join(os.tmpdir(), 'video-rnn-features-bench-'));
   const keep = argument('work', null) !== null;
   const name = quick ? 'features-quick' : 'features';
