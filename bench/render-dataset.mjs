@@ -33,7 +33,7 @@ function clipArguments(clip, output) {
   const inputs = ['-f', 'lavfi', '-i', `color=c=${background}:s=${width}x${height}:r=${fps}:d=${duration}`,
     '-f', 'lavfi', '-i', `color=c=${foreground}:s=${size}x${motion.startsWith('turn') ? 2 * Math.round(size / 6) : size}:r=${fps}:d=${duration}`];
   // The background's noise is fixed (not temporal): texture the CNN sees, no motion of its own.
-  const ground = `[0:v]noise=alls=24:all_seed=${clip.seed}[ground]`;
+  const ground = `[0:v]noise=alls=12:all_seed=${clip.seed}[ground]`;
   let shape;
   let place;
   const x0 = clip.start.x;
@@ -75,14 +75,16 @@ export function planDataset({ clips = 600, seed = 1, width = 320, height = 240, 
   const plan = [];
   for (let index = 0; index < clips; index += 1) {
     const motion = motionClasses[index % motionClasses.length];
-    const size = 2 * Math.round((24 + random() * 40) / 2);
+    const size = 2 * Math.round((48 + random() * 48) / 2);
     plan.push({
       id: `${motion}-${String(Math.floor(index / motionClasses.length)).padStart(4, '0')}`,
       motion, width, height, fps, size, seed: 1 + Math.floor(random() * 1e6),
       seconds: minSeconds + random() * (maxSeconds - minSeconds),
       speed: Math.round(30 + random() * 60),
       phase: random(),
-      start: { x: Math.round(random() * (width - size * 1.5)), y: Math.round(random() * (height - size * 1.5)) },
+      // Inside the centre square that decoding crops to (frames are cut to their shorter side).
+      start: { x: Math.round(Math.max(0, (width - height) / 2) + random() * (Math.min(width, height) - size * 1.5)),
+        y: Math.round(Math.max(0, (height - width) / 2) + random() * (Math.min(width, height) - size * 1.5)) },
       background: colour(random, 20, 120),
       foreground: colour(random, 140, 255),
     });
