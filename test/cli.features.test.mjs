@@ -184,7 +184,7 @@ test('extract --nproc 2: two ranks on disjoint shards fill the store once', asyn
   await assertSameEntries(store, '--nproc 2');
 });
 
-test('train --features, then train again in a new process: the second reads every clip from the store, same loss', async () => {
+test('train --features, then train again in a new process: the second reads every clip from the store, same loss; evaluate and predict read it too', async () => {
   const store = path.join(folder, 'train');
   const train = (output) => runCli(['train', datasetFolder, '-o', path.join(folder, output), ...sampling, '--hidden-size', '8', '--head-size', '8',
     '--epochs', '2', '--batch-size', '4', '--seed', '3', '--threads', '1', '--features', store, '--json'], { timeoutMs: 120_000 });
@@ -200,6 +200,16 @@ test('train --features, then train again in a new process: the second reads ever
   assert.equal(second.training.loss, first.training.loss);
   // What train wrote is what extract writes: one store serves both.
   await assertSameEntries(store, 'written by train');
+  // evaluate and predict on the saved model read the same entries.
+  const model = path.join(folder, 'second.safetensors');
+  const evaluation = parseJson(await runCli(['evaluate', model, datasetFolder, '--features', store, '--json']));
+  assert.equal(evaluation.count, clipCount);
+  assert.equal(evaluation.framesEmbedded, 0);
+  assert.deepEqual(evaluation.featureStore, { path: store, hits: clipCount, misses: 0, writes: 0 });
+  const videos = ['left', 'right'].map((label) => path.join(datasetFolder, label, fs.readdirSync(path.join(datasetFolder, label))[0]));
+  const predicted = parseJson(await runCli(['predict', model, ...videos, '--features', store, '--json']));
+  assert.equal(predicted.predictions.length, 2);
+  assert.deepEqual(predicted.featureStore, { path: store, hits: 2, misses: 0, writes: 0 });
 });
 
 test('features stats and prune: backbones counted, --dry-run removes nothing, other backbones and missing videos removed', async () => {
