@@ -16,7 +16,10 @@ import { BackboneInfo, BackboneSource, ModelBackbone, checkpointBackbone } from 
 import { tuning } from './tuning';
 import { prepareProcessStarts } from './video/process';
 import { BF16_EMULATED_WARNING, cpuBf16 } from './backend';
-import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed } from './distributed';
+import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed, shardIndices } from './distributed';
+import type { FeatureStoreOption } from './features/types';
+import { FeatureContext, ModelFeatures, checkFeatureStoreOption, storedBatch } from './features/use';
+import { ExtractReport, extractDataset } from './features/extract';
 
 export interface Prediction {
   label: string;
@@ -42,6 +45,18 @@ export interface ModelStats {
    * dense path (training, bf16 elsewhere, fp16).
    */
   convolutions: ConvolutionCounts;
+  /** Clips whose rows the feature store had, did not have (then computed), and entries this model wrote. */
+  featureStoreHits: number;
+  featureStoreMisses: number;
+  featureStoreWrites: number;
+}
+
+export interface ExtractOptions {
+  featureStore?: FeatureStoreOption;
+  batchSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  distributed?: TrainOptions['distributed'];
 }
 
 let warnedRandomInit = false;
@@ -68,11 +83,14 @@ export class VideoRNN {
   private pending = 0; // calls queued or running
   private group: ResolvedDistributed | undefined;
   private readonly backboneState = new ModelBackbone();
+  private readonly features: ModelFeatures;
 
-  private constructor(native: NativeModel, config: ModelConfig, device: string) {
+  private constructor(native: NativeModel, config: ModelConfig, device: string, private readonly precision: string,
+    featureStore: FeatureStoreOption | undefined) {
     this.native = native;
     this.config = config;
     this.device = device;
+    this.features = new ModelFeatures(featureStore);
   }
 
   static async create(options: VideoRNNOptions): Promise<VideoRNN> {
@@ -98,7 +116,7 @@ export class VideoRNN {
    * A small checkpoint (one that references its backbone) takes the backbone from `backboneWeights`, else
    * from the file it names, in the checkpoint's folder and then in `backbonePath` and VIDEO_RNN_BACKBONE_PATH.
    */
-  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB'> & BackboneSource = {}):
+  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB' | 'featureStore'> & BackboneSource = {}):
     Promise<VideoRNN> {
     if (options.backboneWeights !== undefined) checkString('backboneWeights', options.backboneWeights);
     return withCheckpoint(checkString('path', path), async (index, file) => {
@@ -129,6 +147,7 @@ export class VideoRNN {
       process.emitWarning(BF16_EMULATED_WARNING, { code: 'VIDEO_RNN_BF16_EMULATED' });
     }
     const cacheMB = options.cacheMB === undefined ? 1024 : checkInteger('cacheMB', options.cacheMB, 0, 1 << 24);
+    const featureStore = checkFeatureStoreOption(options.featureStore);
     // Before the weights exist: the helper that starts ffmpeg is forked from a small process.
     prepareProcessStarts();
     const native = await callNative(() => addon().createModel({
@@ -151,7 +170,7 @@ export class VideoRNN {
       winogradKernel: tuning().winogradKernel,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
-    return new VideoRNN(native, config, backend.device);
+    return new VideoRNN(native, config, backend.device, backend.precision, featureStore);
   }
 
   /** The backbone's identity, naming and file name hint (null when it came from no file), and the checkpoint loaded. */
@@ -172,6 +191,9 @@ export class VideoRNN {
       embeddingCacheBytes: counters?.cacheBytes ?? 0,
       videosDecoded: this.decoded,
       convolutions: { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, onednnBf16: 0, dense: 0, ...counters?.convolutions },
+      featureStoreHits: this.features.counters.hits,
+      featureStoreMisses: this.features.counters.misses,
+      featureStoreWrites: this.features.counters.writes,
     };
   }
 
@@ -235,7 +257,12 @@ export class VideoRNN {
       save: (path, embedBackbone) => this.backboneState.save(path, native, this.config, embedBackbone),
       load: (path) => withCheckpoint(path, (index, file) => this.backboneState.load(path, index, file, native)),
       markTrained: (layers) => this.backboneState.markTrained(layers),
-      group: this.group };
+      group: this.group, features: (option, frozen) => this.featureContext(option, frozen) };
+  }
+
+  /** The feature store a call uses (its option, else the model's), keyed by this backbone and precision. */
+  private featureContext(option: FeatureStoreOption | undefined, frozen = true): Promise<FeatureContext | undefined> {
+    return this.features.context(this.live(), this.backboneState.info, this.config, this.precision, option, frozen);
   }
 
   /**
@@ -267,23 +294,42 @@ export class VideoRNN {
     });
   }
 
-  async predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Prediction[]> {
+  async predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number; featureStore?: FeatureStoreOption } = {}):
+    Promise<Prediction[]> {
     const inputs = asInputs(input);
     const topK = checkInteger('topK', options.topK ?? 5, 1, this.config.classes.length * 1000);
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
+    const option = checkFeatureStoreOption(options.featureStore);
     return this.enqueue(async () => {
       const native = this.live();
+      const features = await this.featureContext(option);
+      if (features) {
+        const spec = this.decodeSpec();
+        const rows = await pipelined(chunk(inputs.map((source, index) => ({ source, name: `input[${index}]` })), batchSize),
+          (batch) => storedBatch(native, features, batch, spec), async (clips) => {
+            const result = await callNative(() => native.predict(clips));
+            return clips.map((_, row) => result.probabilities.slice(row * result.classes, (row + 1) * result.classes));
+          });
+        return rows.flat().map((row) => this.prediction(row, topK));
+      }
       const probabilities = await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
       return probabilities.map((row) => this.prediction(row, topK));
     });
   }
 
   /** fc7 per frame of each input, in input order. Clips of different sizes are embedded in separate batches, as in predict. */
-  async embed(input: VideoInput | VideoInput[]): Promise<Float32Array[]> {
+  async embed(input: VideoInput | VideoInput[], options: { featureStore?: FeatureStoreOption } = {}): Promise<Float32Array[]> {
     const inputs = asInputs(input);
+    const option = checkFeatureStoreOption(options?.featureStore);
     return this.enqueue(async () => {
       const native = this.live();
       const spec = this.decodeSpec();
+      const features = await this.featureContext(option);
+      if (features) {
+        const rows = await pipelined(chunk(inputs.map((source, index) => ({ source, name: `input[${index}]` })), 8),
+          (batch) => storedBatch(native, features, batch, spec), async (clips) => clips.map((clip) => clip.embeddings!));
+        return rows.flat();
+      }
       const out: Float32Array[] = new Array(inputs.length);
       const positions = inputs.map((_, index) => index);
       await pipelined(chunk(positions, 8),
@@ -298,14 +344,45 @@ export class VideoRNN {
     });
   }
 
-  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void } = {}):
-    Promise<EvalReport> {
+  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void;
+    featureStore?: FeatureStoreOption } = {}): Promise<EvalReport> {
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw invalidArgument('onProgress', 'a function', options.onProgress);
     }
-    return this.enqueue(() => evaluateDataset(this.host(), data,
-      { batchSize, signal: options.signal, cacheEmbeddings: true, onProgress: options.onProgress, phase: 'evaluate' }));
+    const option = checkFeatureStoreOption(options.featureStore);
+    return this.enqueue(async () => evaluateDataset(this.host(), data, { batchSize, signal: options.signal, cacheEmbeddings: true,
+      features: await this.featureContext(option), onProgress: options.onProgress, phase: 'evaluate' }));
+  }
+
+  /**
+   * Fills the feature store with every sample's fc7 rows (entries already there are skipped), so later
+   * runs in any process read them instead of decoding and running the CNN. In a group each rank takes
+   * its own shard and the counts are the group's.
+   */
+  async extract(data: Dataset, options: ExtractOptions = {}): Promise<ExtractReport> {
+    if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object', options);
+    const option = checkFeatureStoreOption(options.featureStore);
+    const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress', 'a function', options.onProgress);
+    if (typeof data !== 'object' || data === null || typeof data.sample !== 'function' || !Number.isInteger(data.size)) {
+      throw invalidArgument('data', 'a Dataset', data);
+    }
+    const group = resolveDistributed(options.distributed);
+    return this.enqueue(async () => {
+      await this.joinGroup(group);
+      const native = this.live();
+      const features = await this.featureContext(option);
+      if (!features) throw new VideoRNNError('E_INVALID_ARGUMENT', 'extract needs a featureStore (in its options or the model\'s)');
+      const started = performance.now();
+      const mine = this.group ? shardIndices(data.size, this.group.rank, this.group.worldSize) : [...Array(data.size).keys()];
+      const report = await extractDataset(native, features, data, mine, { batchSize, signal: options.signal,
+        onProgress: this.group && this.group.rank !== 0 ? undefined : options.onProgress, spec: this.decodeSpec(options.signal),
+        sumOverRanks: async (values) => (this.group ? callNative(() => native.sumOverRanks(values)) : values) });
+      const seconds = (performance.now() - started) / 1000;
+      return { clips: report.clips, computed: report.computed, present: report.present, failed: report.failed, seconds,
+        clipsPerSecond: report.clips / Math.max(seconds, 1e-9) };
+    });
   }
 
   async train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {
