@@ -25,6 +25,7 @@ let framesTotal;
 let reference; // a model with no store: its training, and the rows its CNN computes
 let referenceRows;
 let trained; // its training report
+let plain; // a fresh model's predictions and evaluation, with no store
 
 const store = (name) => path.join(dir, name);
 const bits = (rows) => Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
@@ -44,6 +45,14 @@ function counters(model) {
   return { framesEmbedded, videosDecoded, hits: featureStoreHits, misses: featureStoreMisses, writes: featureStoreWrites };
 }
 
+/** What `work` made the model do (counters before and after). */
+async function counted(model, work) {
+  const start = counters(model);
+  const result = await work();
+  const end = counters(model);
+  return { result, counts: Object.fromEntries(Object.entries(end).map(([name, value]) => [name, value - start[name]])) };
+}
+
 /** Collects the process warnings `work` emits. */
 async function warningsDuring(work) {
   const seen = [];
@@ -60,7 +69,7 @@ async function warningsDuring(work) {
 
 function runWorker(args, onLine) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk) => {
@@ -79,6 +88,8 @@ before(async () => {
   framesTotal = data.clips.reduce((sum, clip) => sum + clip.frames, 0);
   reference = await VideoRNN.create(options);
   referenceRows = await reference.embed(files);
+  plain = { predictions: await reference.predict(files), evaluation: await reference.evaluate(data) };
+  reference.clearCache();
   trained = await reference.train(data, trainOptions);
 });
 after(() => reference?.dispose());
@@ -105,7 +116,6 @@ test('predict, evaluate and embed read the store (and a per-call featureStore ov
     const predictions = await model.predict(files, { featureStore: folder });
     const evaluation = await model.evaluate(data, { featureStore: folder });
     assert.deepEqual(counters(model), { framesEmbedded: 0, videosDecoded: 0, hits: 2 * data.size, misses: 0, writes: 0 });
-    const plain = await withModel({}, async (fresh) => ({ predictions: await fresh.predict(files), evaluation: await fresh.evaluate(data) }));
     assert.deepEqual(predictions, plain.predictions);
     assert.equal(evaluation.loss, plain.evaluation.loss);
   });
@@ -114,7 +124,11 @@ test('predict, evaluate and embed read the store (and a per-call featureStore ov
 
 test('bf16 storage halves the bytes and stays within 1% of float32', async () => {
   const folder = { path: store('bf16'), dtype: 'bf16' };
-  await withModel({ featureStore: folder }, (model) => model.train(data, trainOptions));
+  const filled = await counted(reference, () => reference.embed(files, { featureStore: folder }));
+  assert.equal(filled.counts.writes, data.size);
+  const entryBytes = fs.readdirSync(folder.path, { recursive: true }).filter((name) => name.endsWith('.feat'))
+    .reduce((sum, name) => sum + fs.statSync(path.join(folder.path, name)).size, 0);
+  assert.ok(entryBytes < framesTotal * 4096 * 2 * 1.1, `${entryBytes} bytes for ${framesTotal} rows of 4096: about 2 bytes a value`);
   await withModel({ featureStore: folder }, async (model) => {
     const report = await model.train(data, trainOptions);
     const rows = await model.embed(files);
@@ -136,12 +150,15 @@ test('bf16 storage halves the bytes and stays within 1% of float32', async () =>
 });
 
 test('an entry made by another backbone is never used: another seed misses and recomputes', async () => {
-  const folder = store('fp32');
-  const other = await withModel({ seed: 6 }, (model) => model.evaluate(data));
+  const folder = store('seed-5');
+  await reference.embed(files, { featureStore: folder });
   await withModel({ seed: 6, featureStore: folder }, async (model) => {
     const evaluation = await model.evaluate(data);
     assert.deepEqual(counters(model), { framesEmbedded: framesTotal, videosDecoded: data.size, hits: 0, misses: data.size, writes: data.size });
-    assert.equal(evaluation.loss, other.loss);
+    model.clearCache();
+    const computed = await model.evaluate(data, { featureStore: store('seed-6') });
+    assert.equal(evaluation.loss, computed.loss, 'the result of its own backbone');
+    assert.notEqual(evaluation.loss, plain.evaluation.loss, 'which differs from the other backbone\'s');
   });
 });
 
@@ -150,7 +167,8 @@ test('a changed video is recomputed; a corrupt entry is recomputed with a warnin
   const copies = path.join(dir, 'copies');
   fs.cpSync(path.join(dir, 'videos'), copies, { recursive: true });
   const copy = await makeSyntheticDataset(copies, { classes, perClass: 4, size: 32, minFrames: 2, maxFrames: 4, seed: 3 });
-  await withModel({ featureStore: folder }, (model) => model.evaluate(copy));
+  reference.clearCache();
+  await reference.evaluate(copy, { featureStore: folder });
   // One video rewritten with other frames, one entry damaged on disk.
   const changed = copy.sample(0).source;
   const replacement = await makeSyntheticDataset(path.join(dir, 'other'), { classes, perClass: 1, size: 32, minFrames: 4, maxFrames: 4, seed: 9 });
@@ -161,16 +179,15 @@ test('a changed video is recomputed; a corrupt entry is recomputed with a warnin
   const bytes = fs.readFileSync(victim);
   bytes[bytes.length - 100] ^= 0xff;
   fs.writeFileSync(victim, bytes);
-  const expected = await withModel({}, (model) => model.evaluate(copy));
-  await withModel({ featureStore: folder }, async (model) => {
-    const { result, warnings } = await warningsDuring(() => model.evaluate(copy));
-    const counts = counters(model);
-    assert.equal(counts.misses, 2, 'the changed video and the corrupt entry miss');
-    assert.equal(counts.hits, copy.size - 2);
-    assert.equal(counts.writes, 2);
-    assert.ok(warnings.some((warning) => /unusable|corrupt|checksum/i.test(warning.message)), `a warning names the bad entry: ${warnings.map(String)}`);
-    assert.equal(result.loss, expected.loss);
-  });
+  reference.clearCache();
+  const expected = await reference.evaluate(copy);
+  reference.clearCache();
+  const { result: { result, warnings }, counts } = await counted(reference, () => warningsDuring(() => reference.evaluate(copy, { featureStore: folder })));
+  assert.equal(counts.misses, 2, 'the changed video and the corrupt entry miss');
+  assert.equal(counts.hits, copy.size - 2);
+  assert.equal(counts.writes, 2);
+  assert.ok(warnings.some((warning) => /unusable|corrupt|checksum/i.test(warning.message)), `a warning names the bad entry: ${warnings.map(String)}`);
+  assert.equal(result.loss, expected.loss, 'the result is that of computed rows');
 });
 
 test('fine-tuning with unfrozen layers ignores the store, with a warning', async () => {
@@ -186,12 +203,12 @@ test('fine-tuning with unfrozen layers ignores the store, with a warning', async
 
 test('bad featureStore options are refused', async () => {
   await assert.rejects(VideoRNN.create({ ...options, featureStore: 42 }), { code: 'E_INVALID_ARGUMENT' });
-  await withModel({}, async (model) => {
-    await assert.rejects(model.train(data, { featureStore: { path: '' } }), { code: 'E_INVALID_ARGUMENT' });
-    await assert.rejects(model.evaluate(data, { featureStore: { path: store('x'), dtype: 'int8' } }), { code: 'E_INVALID_ARGUMENT' });
-    await assert.rejects(model.extract(data, { featureStore: { path: store('x'), maxBytes: -1 } }), { code: 'E_INVALID_ARGUMENT' });
-    await assert.rejects(model.extract(data), { code: 'E_INVALID_ARGUMENT' }, 'extract needs a store');
-  });
+  const model = reference;
+  await assert.rejects(model.train(data, { featureStore: { path: '' } }), { code: 'E_INVALID_ARGUMENT' });
+  await assert.rejects(model.evaluate(data, { featureStore: { path: store('x'), dtype: 'int8' } }), { code: 'E_INVALID_ARGUMENT' });
+  await assert.rejects(model.extract(data, { featureStore: { path: store('x'), maxBytes: -1 } }), { code: 'E_INVALID_ARGUMENT' });
+  await assert.rejects(model.predict(files, { featureStore: ['a'] }), { code: 'E_INVALID_ARGUMENT' });
+  await assert.rejects(model.extract(data), { code: 'E_INVALID_ARGUMENT' }, 'extract needs a store');
 });
 
 test('extract fills the store once, reports failed clips and goes on; a second run computes nothing', async () => {
@@ -200,13 +217,28 @@ test('extract fills the store once, reports failed clips and goes on; a second r
   fs.writeFileSync(broken, 'not a video');
   const withBroken = { classes, size: data.size + 1, sample: (index) => (index < data.size ? data.sample(index) : { id: 'broken', label: 0, source: broken }) };
   const events = [];
-  const first = await withModel({}, (model) => model.extract(withBroken, { featureStore: folder, batchSize: 3, onProgress: (event) => events.push(event) }));
-  assert.deepEqual([first.clips, first.computed, first.present], [data.size + 1, data.size, 0]);
-  assert.deepEqual(first.failed.map((item) => [item.id, item.code]), [['broken', 'E_VIDEO_DECODE']]);
+  await withModel({}, async (model) => {
+    const first = await model.extract(withBroken, { featureStore: folder, batchSize: 3, onProgress: (event) => events.push(event) });
+    assert.deepEqual([first.clips, first.computed, first.present], [data.size + 1, data.size, 0]);
+    assert.deepEqual(first.failed.map((item) => [item.id, item.code]), [['broken', 'E_VIDEO_DECODE']]);
+    assert.ok(first.clipsPerSecond > 0 && first.seconds > 0);
+  });
   assert.ok(events.length >= 3 && events.every((event) => event.phase === 'extract' && event.samplesPerSecond > 0 && event.eta >= 0));
   assert.equal(events.at(-1).eta, 0);
-  const second = await withModel({}, (model) => model.extract(data, { featureStore: folder }));
-  assert.deepEqual([second.computed, second.present, second.failed.length], [0, data.size, 0]);
+  const second = await withModel({}, (model) => counted(model, () => model.extract(data, { featureStore: folder })));
+  assert.deepEqual([second.result.computed, second.result.present, second.result.failed.length], [0, data.size, 0]);
+  assert.equal(second.counts.framesEmbedded, 0, 'nothing went through the CNN again');
+});
+
+test('two extractors at once compute each entry once', async () => {
+  const folder = store('together');
+  await withModel({}, async (model) => {
+    const [a, b] = await Promise.all([counted(model, () => model.extract(data, { featureStore: folder, batchSize: 2 })),
+      counted(reference, () => reference.extract(data, { featureStore: folder, batchSize: 2 }))]);
+    assert.equal(a.result.computed + b.result.computed, data.size, `each entry computed once (${a.result.computed} + ${b.result.computed})`);
+    assert.deepEqual([a.result.computed + a.result.present, b.result.computed + b.result.present], [data.size, data.size]);
+    assert.equal(a.counts.framesEmbedded + b.counts.framesEmbedded, framesTotal, 'every frame went through a CNN once');
+  });
 });
 
 test('extract killed midway, then resumed, computes only the missing entries and ends equal to an uninterrupted run', async () => {
@@ -219,35 +251,35 @@ test('extract killed midway, then resumed, computes only the missing entries and
     }
   });
   assert.equal(child.signal, 'SIGKILL', `the extractor was killed (${child.err})`);
-  const resumed = await withModel({}, (model) => model.extract(data, { featureStore: folder, batchSize: 2 }));
-  assert.ok(resumed.present >= 2 && resumed.computed >= 1, `some entries were there and some were not (${JSON.stringify(resumed)})`);
-  assert.equal(resumed.present + resumed.computed, data.size);
-  const whole = store('uninterrupted');
-  await withModel({}, (model) => model.extract(data, { featureStore: whole, batchSize: 2 }));
-  const read = (featureStore) => withModel({}, async (model) => ({ rows: await model.embed(files, { featureStore }), counts: counters(model) }));
-  const [a, b] = [await read(folder), await read(whole)];
-  assert.equal(a.counts.framesEmbedded + b.counts.framesEmbedded, 0, 'both stores are complete');
-  a.rows.forEach((rows, index) => assert.ok(same(rows, b.rows[index]), `${files[index]}: the same entry bit for bit`));
+  await withModel({}, async (model) => {
+    const { result: resumed, counts } = await counted(model, () => model.extract(data, { featureStore: folder, batchSize: 2 }));
+    assert.ok(resumed.present >= 2 && resumed.computed >= 1, `some entries were there and some were not (${JSON.stringify(resumed)})`);
+    assert.equal(resumed.present + resumed.computed, data.size);
+    assert.ok(counts.framesEmbedded > 0 && counts.framesEmbedded < framesTotal, `only the missing clips went through the CNN (${counts.framesEmbedded} of ${framesTotal} frames)`);
+    assert.equal(counts.writes, resumed.computed);
+    const whole = store('uninterrupted');
+    await model.extract(data, { featureStore: whole, batchSize: 3 });
+    const a = await counted(model, () => model.embed(files, { featureStore: folder }));
+    const b = await counted(model, () => model.embed(files, { featureStore: whole }));
+    assert.equal(a.counts.framesEmbedded + b.counts.framesEmbedded, 0, 'both stores are complete');
+    a.result.forEach((rows, index) => assert.ok(same(rows, b.result[index]), `${files[index]}: the same entry bit for bit`));
+  });
 });
 
 test('training over a store much larger than the memory cache keeps RAM bounded', async () => {
   const backbone = path.join(dir, 'backbone.safetensors');
   await reference.saveBackbone(backbone);
   const folder = store('large');
-  const [frames, small, large] = [8, 16, 1000];
-  const fill = await runWorker(['fill', backbone, folder, String(large), String(frames)]);
+  const args = [backbone, folder, '500', '32'];
+  const featureBytes = 500 * 32 * 4096 * 4;
+  const fill = await runWorker(['fill', ...args]);
   assert.equal(fill.code, 0, fill.err);
-  const run = async (clips) => {
-    const result = await runWorker(['train', backbone, folder, String(clips), String(frames)]);
-    assert.equal(result.code, 0, result.err);
-    return JSON.parse(result.out.trim().split('\n').at(-1));
-  };
-  const few = await run(small);
-  const many = await run(large);
-  const featureBytes = large * frames * 4096 * 4;
-  const growth = many.hwmKiB * 1024 - few.hwmKiB * 1024;
-  console.log(`# RSS: peak ${few.hwmKiB} KiB over ${small} clips, ${many.hwmKiB} KiB over ${large} clips; growth ${(growth / 2 ** 20).toFixed(1)} MiB ` +
-    `for ${(featureBytes / 2 ** 20).toFixed(1)} MiB of features`);
-  assert.deepEqual([many.framesEmbedded, many.hits, many.misses], [0, large, 0], 'every clip came from the store');
-  assert.ok(growth < featureBytes / 4, `peak RSS grew ${growth} bytes for ${featureBytes} bytes of features`);
+  const result = await runWorker(['train', ...args]);
+  assert.equal(result.code, 0, result.err);
+  const train = JSON.parse(result.out.trim().split('\n').at(-1));
+  const growth = (train.hwmKiB - train.beforeKiB) * 1024;
+  console.log(`# RSS while training over ${(featureBytes / 2 ** 20).toFixed(0)} MiB of stored features with cacheMB 0: ` +
+    `${train.beforeKiB} KiB after the first step, peak ${train.hwmKiB} KiB after it (grew ${(growth / 2 ** 20).toFixed(1)} MiB)`);
+  assert.deepEqual([train.framesEmbedded, train.hits, train.misses], [0, 500, 0], 'every clip came from the store');
+  assert.ok(growth < featureBytes / 3, `peak RSS grew ${growth} bytes while training over ${featureBytes} bytes of features`);
 });
