@@ -24,3 +24,10 @@ export { loadBackboneWeights, readSafetensors, writeSafetensors, readTorchFile, 
 export type { BackboneNaming, BackboneReference } from './weights';
 export { PredictionService } from './serve';
 export type { BatchEvent, PredictionServiceOptions, ServicePredictOptions, ServiceStats } from './serve';
+export { FeatureStore, featureKey, videoDigest } from './features/store';
+export type { FeatureStoreCounters } from './features/store';
+export type { PruneOptions } from './features/maintenance';
+export type { VideoDigest } from './features/identity';
+export type {
+  FeatureDtype, FeatureStoreOption, FeatureStoreSettings, EntryOrigin, StoredFeatures, FeatureStoreStats, PruneReport,
+} from './features/types';

@@ -14,6 +14,8 @@ export interface FeatureStoreSettings {
   maxBytes?: number;
   /** Storage type of new entries, fixed when the store is made (default 'float32'). */
   dtype?: FeatureDtype;
+  /** A claim (a writer computing an entry) older than this is taken over: its writer is presumed dead. Default 10 minutes. */
+  claimTtlMs?: number;
 }
 
 /** What an entry says about where its rows came from (written by the model, read by stats and prune). */
@@ -45,13 +47,17 @@ export interface FeatureStoreStats {
   backbones: Record<string, { entries: number; bytes: number }>;
   /** Entries being written now or left by a writer that died (claims), and unreadable entries seen. */
   claims: number;
+  /** Of those claims, the ones whose writer is gone (dead pid on this host, or older than the claim TTL). */
+  staleClaims: number;
   corrupt: number;
+  /** Entries being written now, or left by writers that died. */
+  temporaryFiles: number;
 }
 
 export interface PruneReport {
   removed: number;
   bytesFreed: number;
   /** Why each removal happened, counted. */
-  reasons: { otherBackbone: number; missingSource: number; changedSource: number; corrupt: number; staleClaim: number };
+  reasons: { otherBackbone: number; missingSource: number; changedSource: number; corrupt: number; staleClaim: number; temporaryFile: number };
   kept: number;
 }
