@@ -16,10 +16,10 @@ import { BackboneInfo, BackboneSource, ModelBackbone, checkpointBackbone } from 
 import { tuning } from './tuning';
 import { prepareProcessStarts } from './video/process';
 import { BF16_EMULATED_WARNING, cpuBf16 } from './backend';
-import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed, shardIndices } from './distributed';
+import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed } from './distributed';
 import type { FeatureStoreOption } from './features/types';
-import { FeatureContext, ModelFeatures, checkFeatureStoreOption, storedBatch } from './features/use';
-import { ExtractReport, extractDataset } from './features/extract';
+import { FeatureContext, ModelFeatures, checkFeatureStoreOption, storedEmbeddings, storedProbabilities } from './features/use';
+import { ExtractOptions, ExtractReport, checkExtract, extractShard } from './features/extract';
 
 export interface Prediction {
   label: string;
@@ -51,13 +51,6 @@ export interface ModelStats {
   featureStoreWrites: number;
 }
 
-export interface ExtractOptions {
-  featureStore?: FeatureStoreOption;
-  batchSize?: number;
-  signal?: AbortSignal;
-  onProgress?: (event: ProgressEvent) => void;
-  distributed?: TrainOptions['distributed'];
-}
 
 let warnedRandomInit = false;
 let warnedEmulatedBf16 = false;
@@ -303,16 +296,7 @@ export class VideoRNN {
     return this.enqueue(async () => {
       const native = this.live();
       const features = await this.featureContext(option);
-      if (features) {
-        const spec = this.decodeSpec();
-        const rows = await pipelined(chunk(inputs.map((source, index) => ({ source, name: `input[${index}]` })), batchSize),
-          (batch) => storedBatch(native, features, batch, spec), async (clips) => {
-            const result = await callNative(() => native.predict(clips));
-            return clips.map((_, row) => result.probabilities.slice(row * result.classes, (row + 1) * result.classes));
-          });
-        return rows.flat().map((row) => this.prediction(row, topK));
-      }
-      const probabilities = await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
+      const probabilities = features ? await storedProbabilities(native, features, inputs, batchSize, this.decodeSpec()) : await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
       return probabilities.map((row) => this.prediction(row, topK));
     });
   }
@@ -325,11 +309,7 @@ export class VideoRNN {
       const native = this.live();
       const spec = this.decodeSpec();
       const features = await this.featureContext(option);
-      if (features) {
-        const rows = await pipelined(chunk(inputs.map((source, index) => ({ source, name: `input[${index}]` })), 8),
-          (batch) => storedBatch(native, features, batch, spec), async (clips) => clips.map((clip) => clip.embeddings!));
-        return rows.flat();
-      }
+      if (features) return storedEmbeddings(native, features, inputs, spec);
       const out: Float32Array[] = new Array(inputs.length);
       const positions = inputs.map((_, index) => index);
       await pipelined(chunk(positions, 8),
@@ -361,27 +341,12 @@ export class VideoRNN {
    * its own shard and the counts are the group's.
    */
   async extract(data: Dataset, options: ExtractOptions = {}): Promise<ExtractReport> {
-    if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object', options);
-    const option = checkFeatureStoreOption(options.featureStore);
-    const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
-    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress', 'a function', options.onProgress);
-    if (typeof data !== 'object' || data === null || typeof data.sample !== 'function' || !Number.isInteger(data.size)) {
-      throw invalidArgument('data', 'a Dataset', data);
-    }
+    const checked = checkExtract(data, options);
     const group = resolveDistributed(options.distributed);
     return this.enqueue(async () => {
       await this.joinGroup(group);
       const native = this.live();
-      const features = await this.featureContext(option);
-      if (!features) throw new VideoRNNError('E_INVALID_ARGUMENT', 'extract needs a featureStore (in its options or the model\'s)');
-      const started = performance.now();
-      const mine = this.group ? shardIndices(data.size, this.group.rank, this.group.worldSize) : [...Array(data.size).keys()];
-      const report = await extractDataset(native, features, data, mine, { batchSize, signal: options.signal,
-        onProgress: this.group && this.group.rank !== 0 ? undefined : options.onProgress, spec: this.decodeSpec(options.signal),
-        sumOverRanks: async (values) => (this.group ? callNative(() => native.sumOverRanks(values)) : values) });
-      const seconds = (performance.now() - started) / 1000;
-      return { clips: report.clips, computed: report.computed, present: report.present, failed: report.failed, seconds,
-        clipsPerSecond: report.clips / Math.max(seconds, 1e-9) };
+      return extractShard(native, await this.featureContext(checked.featureStore), data, this.group, checked, this.decodeSpec(options.signal));
     });
   }
 

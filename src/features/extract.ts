@@ -4,12 +4,25 @@
 // decode is reported and the rest goes on. A killed run leaves only whole entries: a rerun skips them.
 import type { Clip } from '../clip';
 import type { Dataset } from '../data';
-import { VideoRNNError, throwIfAborted } from '../errors';
+import { DistributedOptions, ResolvedDistributed, shardIndices } from '../distributed';
+import { VideoRNNError, checkInteger, invalidArgument, throwIfAborted } from '../errors';
 import { DecodeSpec, chunk, groupBySize, nativeClip, pipelined, toClip } from '../inputs';
 import { NativeModel, callNative } from '../native';
 import type { ProgressEvent } from '../training';
-import type { EntryOrigin } from './types';
-import { FeatureContext, entryKey } from './use';
+import type { EntryOrigin, FeatureStoreOption } from './types';
+import { FeatureContext, checkFeatureStoreOption, entryKey } from './use';
+
+export interface ExtractOptions {
+  /** The store to fill (default: the model's). */
+  featureStore?: FeatureStoreOption;
+  /** Clips per CNN batch (default 8). */
+  batchSize?: number;
+  signal?: AbortSignal;
+  /** Per batch, with phase 'extract', clips/s (samplesPerSecond) and the seconds left (eta). */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Each rank of the group extracts its own shard (as train's `distributed`). */
+  distributed?: DistributedOptions | boolean;
+}
 
 export interface ExtractReport {
   /** Samples handled (over every rank of a group). */
@@ -24,13 +37,38 @@ export interface ExtractReport {
   clipsPerSecond: number;
 }
 
-export interface ExtractSettings {
+interface ExtractSettings {
   batchSize: number;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
   spec: DecodeSpec;
   /** Elementwise sums over a group's ranks (the values themselves alone). */
   sumOverRanks: (values: number[]) => Promise<number[]>;
+}
+
+/** model.extract's arguments, checked before anything is queued. */
+export function checkExtract(data: Dataset, options: ExtractOptions): { featureStore?: FeatureStoreOption; batchSize: number;
+  signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void } {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('options', 'an object', options);
+  if (typeof data !== 'object' || data === null || typeof data.sample !== 'function' || !Number.isInteger(data.size)) {
+    throw invalidArgument('data', 'a Dataset', data);
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('onProgress', 'a function', options.onProgress);
+  return { featureStore: checkFeatureStoreOption(options.featureStore), batchSize: checkInteger('batchSize', options.batchSize ?? 8, 1, 1024),
+    signal: options.signal, onProgress: options.onProgress };
+}
+
+/** This process's shard of the dataset (all of it alone) into the store; the counts are the group's. */
+export async function extractShard(native: NativeModel, context: FeatureContext | undefined, data: Dataset,
+  group: ResolvedDistributed | undefined, options: ReturnType<typeof checkExtract>, spec: DecodeSpec): Promise<ExtractReport> {
+  if (!context) throw new VideoRNNError('E_INVALID_ARGUMENT', 'extract needs a featureStore (in its options or the model\'s)');
+  const started = performance.now();
+  const indices = group ? shardIndices(data.size, group.rank, group.worldSize) : Array.from({ length: data.size }, (_, index) => index);
+  const report = await extractDataset(native, context, data, indices, { batchSize: options.batchSize, signal: options.signal,
+    onProgress: group && group.rank !== 0 ? undefined : options.onProgress, spec,
+    sumOverRanks: async (values) => (group ? callNative(() => native.sumOverRanks(values)) : values) });
+  const seconds = (performance.now() - started) / 1000;
+  return { ...report, seconds, clipsPerSecond: report.clips / Math.max(seconds, 1e-9) };
 }
 
 interface Work {
@@ -46,7 +84,7 @@ function failure(id: string, error: unknown): ExtractReport['failed'][number] {
   return { id, code: String(code), message: (error as Error)?.message ?? String(error) };
 }
 
-export async function extractDataset(native: NativeModel, context: FeatureContext, data: Dataset, indices: readonly number[],
+async function extractDataset(native: NativeModel, context: FeatureContext, data: Dataset, indices: readonly number[],
   settings: ExtractSettings): Promise<Omit<ExtractReport, 'seconds' | 'clipsPerSecond'>> {
   const { store } = context;
   const { signal, spec } = settings;

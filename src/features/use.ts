@@ -6,7 +6,7 @@ import path from 'node:path';
 import { BACKBONE_PREFIX } from '../checkpoint';
 import type { Clip, HostTensor } from '../clip';
 import { invalidArgument } from '../errors';
-import { DecodeSpec, VideoInput, checkClip, groupBySize, nativeClip, toClip } from '../inputs';
+import { DecodeSpec, VideoInput, checkClip, chunk, groupBySize, nativeClip, pipelined, toClip } from '../inputs';
 import { NativeClip, NativeModel, callNative } from '../native';
 import type { ModelConfig, Sampling } from '../options';
 import { backboneIdentity } from '../weights/identity';
@@ -187,4 +187,26 @@ export async function storedBatch(native: NativeModel, context: FeatureContext, 
     }));
   }
   return out;
+}
+
+/** Probability rows of predict, in input order, each batch's rows from the store or computed once and stored. */
+export async function storedProbabilities(native: NativeModel, context: FeatureContext, inputs: readonly VideoInput[], batchSize: number,
+  spec: DecodeSpec): Promise<Float32Array[]> {
+  const rows = await pipelined(chunk(named(inputs), batchSize), (batch) => storedBatch(native, context, batch, spec), async (clips) => {
+    const result = await callNative(() => native.predict(clips));
+    return clips.map((_, row) => result.probabilities.slice(row * result.classes, (row + 1) * result.classes));
+  });
+  return rows.flat();
+}
+
+/** fc7 rows of embed, in input order: stored ones read, the others computed and stored. */
+export async function storedEmbeddings(native: NativeModel, context: FeatureContext, inputs: readonly VideoInput[],
+  spec: DecodeSpec): Promise<Float32Array[]> {
+  const rows = await pipelined(chunk(named(inputs), 8), (batch) => storedBatch(native, context, batch, spec),
+    async (clips) => clips.map((clip) => clip.embeddings!));
+  return rows.flat();
+}
+
+function named(inputs: readonly VideoInput[]): StoreSource[] {
+  return inputs.map((source, index) => ({ source, name: `input[${index}]` }));
 }
