@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VideoRNN, makeSyntheticDataset } from '../dist/index.js';
+import { freePort } from '../dist/free-port.js';
 import { tempDir } from './helpers/clips.mjs';
 
 const here = fileURLToPath(import.meta.url);
@@ -67,9 +68,9 @@ async function warningsDuring(work) {
   }
 }
 
-function runWorker(args, onLine) {
+function runWorker(args, onLine, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk) => {
@@ -239,6 +240,21 @@ test('two extractors at once compute each entry once', async () => {
     assert.deepEqual([a.result.computed + a.result.present, b.result.computed + b.result.present], [data.size, data.size]);
     assert.equal(a.counts.framesEmbedded + b.counts.framesEmbedded, framesTotal, 'every frame went through a CNN once');
   });
+});
+
+test('in a group each rank extracts its own shard, and the counts are the group\'s', async () => {
+  const folder = store('group');
+  const group = { WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) };
+  const ranks = await Promise.all(['0', '1'].map((rank) => runWorker(['extract', path.join(dir, 'videos'), folder], undefined, { ...group, RANK: rank })));
+  const reports = ranks.map((rank) => {
+    assert.equal(rank.code, 0, rank.err);
+    return JSON.parse(rank.out.trim().split('\n').at(-1));
+  });
+  for (const report of reports) assert.deepEqual([report.clips, report.computed, report.present], [data.size, data.size, 0]);
+  assert.ok(reports.every((report) => report.framesEmbedded > 0), 'both ranks computed');
+  assert.equal(reports[0].framesEmbedded + reports[1].framesEmbedded, framesTotal, 'disjoint shards: every frame once');
+  const read = await counted(reference, () => reference.embed(files, { featureStore: folder }));
+  assert.equal(read.counts.framesEmbedded, 0, 'the store is complete');
 });
 
 test('extract killed midway, then resumed, computes only the missing entries and ends equal to an uninterrupted run', async () => {

@@ -1,6 +1,7 @@
 // A separate process for model.features.test.mjs: an extractor to kill, and training whose peak RSS
 // is measured (VmHWM covers this process alone).
-//   extract VIDEOS STORE          extract a video folder, printing a line per batch
+//   extract VIDEOS STORE          extract a video folder (one rank of a group with WORLD_SIZE set), printing a line
+//                                 per batch and then the report
 //   fill BACKBONE STORE N FRAMES  store random rows for N in-memory clips (keys as the model makes them)
 //   train BACKBONE STORE N FRAMES train one epoch over them with no memory cache; prints the peak RSS
 //                                 of its steps (VmHWM reset after the first)
@@ -19,8 +20,10 @@ const lazyDataset = (size, length) => ({ classes, size,
 if (mode === 'extract') {
   const model = await VideoRNN.create(options);
   const data = await VideoFolderDataset.open(first);
-  await model.extract(data, { featureStore: folder, batchSize: 2, onProgress: (event) => console.log(`progress ${event.batch}/${event.batches}`) });
-  console.log('done');
+  const report = await model.extract(data, { featureStore: folder, batchSize: 2, distributed: process.env.WORLD_SIZE ? { timeoutMs: 60000 } : undefined,
+    onProgress: (event) => console.log(`progress ${event.batch}/${event.batches}`) });
+  console.log(JSON.stringify({ ...report, framesEmbedded: model.stats.framesEmbedded }));
+  model.dispose();
 } else if (mode === 'fill') {
   const model = await VideoRNN.create({ ...options, backboneWeights: first });
   const store = await FeatureStore.open(folder);
