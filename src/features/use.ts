@@ -108,6 +108,14 @@ export class ModelFeatures {
 }
 
 let warnedUnfrozen = false;
+let warnedWrite = false;
+
+function warnWriteFailed(error: unknown): void {
+  if (warnedWrite) return;
+  warnedWrite = true;
+  process.emitWarning(`VideoRNN: a feature store entry could not be written (${(error as Error)?.message ?? error}); ` +
+    'its rows are used but will be computed again next time.', { code: 'VIDEO_RNN_FEATURE_STORE_WRITE' });
+}
 
 /** A fine-tune that trains backbone layers cannot use stored rows: said once per process. */
 function warnStoreIgnored(): void {
@@ -182,8 +190,13 @@ export async function storedBatch(native: NativeModel, context: FeatureContext, 
   for (const group of groupBySize(missed)) {
     const rows = await callNative(() => native.embed(group.map((item) => nativeClip(item.clip))));
     await Promise.all(group.map(async (item, index) => {
-      if (await context.store.put(item.key, rows[index], item.clip.frames, item.origin)) context.counters.writes += 1;
       out[item.position] = rowsClip(rows[index], item.clip.frames, sources[item.position].cacheKey);
+      try {
+        if (await context.store.put(item.key, rows[index], item.clip.frames, item.origin)) context.counters.writes += 1;
+      } catch (error) {
+        // The store is a cache: a write that fails (a full disk, a read-only folder) costs a later recompute, not this call.
+        warnWriteFailed(error);
+      }
     }));
   }
   return out;
