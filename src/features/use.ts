@@ -187,6 +187,8 @@ export async function storedBatch(native: NativeModel, context: FeatureContext, 
     }
     missed.push({ position, clip: await toClip(item.source, spec, item.name), key, origin });
   }));
+  // In the batch's order, whichever decode finished first.
+  missed.sort((a, b) => a.position - b.position);
   for (const group of groupBySize(missed)) {
     const rows = await callNative(() => native.embed(group.map((item) => nativeClip(item.clip))));
     await Promise.all(group.map(async (item, index) => {
