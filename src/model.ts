@@ -332,7 +332,7 @@ export class VideoRNN {
     }
     const option = checkFeatureStoreOption(options.featureStore);
     return this.enqueue(async () => evaluateDataset(this.host(), data, { batchSize, signal: options.signal, cacheEmbeddings: true,
-      features: await this.featureContext(option), onProgress: options.onProgress, phase: 'evaluate' }));
+      features: await this.featureContext(option, this.config.trainableBackboneLayers === 0), onProgress: options.onProgress, phase: 'evaluate' }));
   }
 
   /**
