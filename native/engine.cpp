@@ -63,6 +63,12 @@ void check_frames(const torch::Tensor& frames) {
               "frames must be at least ", kMinFrameSize, " px on each side, got ", frames.size(1), "x", frames.size(2));
 }
 
+void check_embeddings(const torch::Tensor& rows) {
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == kEmbeddingSize && rows.scalar_type() == torch::kFloat,
+              "clip embeddings must be float32 [T, ", kEmbeddingSize, "]");
+  TORCH_CHECK(rows.size(0) > 0, "a clip needs at least one frame");
+}
+
 }  // namespace
 
 bool TrainSettings::operator==(const TrainSettings& other) const {
@@ -109,6 +115,12 @@ PackedSequence Engine::packed_embeddings(const std::vector<ClipInput>& clips, bo
   std::vector<torch::Tensor> frames;
   std::vector<size_t> computed;
   for (size_t i = 0; i < clips.size(); ++i) {
+    if (clips[i].embeddings.defined()) {
+      check_embeddings(clips[i].embeddings);
+      cached[i] = clips[i].embeddings;
+      if (use_cache && clips[i].store && !clips[i].cache_key.empty()) cache_.put(clips[i].cache_key, clips[i].embeddings);
+      continue;
+    }
     if (use_cache && !clips[i].cache_key.empty() && !clips[i].frames.defined()) {
       auto hit = cache_.get(clips[i].cache_key);
       TORCH_CHECK(hit.has_value(), "no cached embeddings for ", clips[i].cache_key);
@@ -148,7 +160,11 @@ torch::Tensor Engine::forward_logits(const std::vector<ClipInput>& clips, bool u
   AutocastScope autocast(config_.precision, device_);
   const bool backbone_frozen = !torch::GradMode::is_enabled() || model_->embedding->trainable_layers() == 0;
   auto embeddings = [&] {
-    if (!backbone_frozen) return packed_embeddings(clips, false);
+    if (!backbone_frozen) {
+      // Rows computed elsewhere carry no gradient to the layers this step trains.
+      for (const auto& clip : clips) TORCH_CHECK(!clip.embeddings.defined(), "embeddings cannot stand in for frames while backbone layers train");
+      return packed_embeddings(clips, false);
+    }
     torch::NoGradGuard no_grad;
     return packed_embeddings(clips, use_cache);
   }();
@@ -225,17 +241,27 @@ std::vector<torch::Tensor> Engine::embed(const std::vector<ClipInput>& clips) {
   AutocastScope autocast(config_.precision, device_);
   std::vector<torch::Tensor> frames;
   std::vector<int64_t> lengths;
-  for (const auto& clip : clips) {
+  std::vector<torch::Tensor> out(clips.size());
+  std::vector<size_t> computed;
+  for (size_t i = 0; i < clips.size(); ++i) {
+    const auto& clip = clips[i];
+    if (clip.embeddings.defined()) {
+      check_embeddings(clip.embeddings);
+      out[i] = clip.embeddings.clone();
+      continue;
+    }
     TORCH_CHECK(clip.frames.defined(), "embed needs frames");
     check_frames(clip.frames);
     frames.push_back(clip.frames);
     lengths.push_back(clip.frames.size(0));
+    computed.push_back(i);
   }
+  if (frames.empty()) return out;
   auto embedded = model_->embed(packed_to(pack_clips(frames), device_), config_.chunk_frames);
   frames_embedded_ += embedded.data().size(0);
   auto data = embedded.data().to(torch::kCPU, torch::kFloat);
-  std::vector<torch::Tensor> out;
-  for (const auto& rows : packed_rows(embedded, lengths)) out.push_back(data.index_select(0, rows));
+  const auto rows = packed_rows(embedded, lengths);
+  for (size_t k = 0; k < computed.size(); ++k) out[computed[k]] = data.index_select(0, rows[k]);
   return out;
 }
 

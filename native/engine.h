@@ -35,10 +35,13 @@ struct EngineConfig {
   bool huge_pages = true;          // CPU tensors of 4 MiB or more in huge pages, process-wide (memory.h)
 };
 
-// One clip of a batch: uint8 frames [T, H, W, 3] on the CPU, or only a cache key whose embeddings
-// are cached. With `store`, embeddings computed for it are kept under `cache_key`.
+// One clip of a batch: uint8 frames [T, H, W, 3] on the CPU, its fc7 rows already computed
+// (`embeddings`, float32 [T, 4096] on the CPU: the CNN does not run for it), or only a cache key
+// whose embeddings are cached. With `store`, its embeddings (computed or given) are kept under
+// `cache_key`.
 struct ClipInput {
   torch::Tensor frames;
+  torch::Tensor embeddings;
   std::string cache_key;
   bool store = false;
 };

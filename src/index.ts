@@ -1,5 +1,6 @@
 export { VideoRNN } from './model';
 export type { Prediction, ModelStats } from './model';
+export type { ExtractOptions, ExtractReport } from './features/extract';
 export type { BackboneInfo, BackboneSource } from './model-backbone';
 export { inspectCheckpoint } from './checkpoint-info';
 export type { CheckpointInfo } from './checkpoint-info';

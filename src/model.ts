@@ -17,6 +17,9 @@ import { tuning } from './tuning';
 import { prepareProcessStarts } from './video/process';
 import { BF16_EMULATED_WARNING, cpuBf16 } from './backend';
 import { ResolvedDistributed, distributedError, rankDevice, resolveDistributed } from './distributed';
+import type { FeatureStoreOption } from './features/types';
+import { FeatureContext, ModelFeatures, checkFeatureStoreOption, storedEmbeddings, storedProbabilities } from './features/use';
+import { ExtractOptions, ExtractReport, checkExtract, extractShard } from './features/extract';
 
 export interface Prediction {
   label: string;
@@ -42,7 +45,12 @@ export interface ModelStats {
    * dense path (training, bf16 elsewhere, fp16).
    */
   convolutions: ConvolutionCounts;
+  /** Clips whose rows the feature store had, did not have (then computed), and entries this model wrote. */
+  featureStoreHits: number;
+  featureStoreMisses: number;
+  featureStoreWrites: number;
 }
+
 
 let warnedRandomInit = false;
 let warnedEmulatedBf16 = false;
@@ -68,11 +76,14 @@ export class VideoRNN {
   private pending = 0; // calls queued or running
   private group: ResolvedDistributed | undefined;
   private readonly backboneState = new ModelBackbone();
+  private readonly features: ModelFeatures;
 
-  private constructor(native: NativeModel, config: ModelConfig, device: string) {
+  private constructor(native: NativeModel, config: ModelConfig, device: string, private readonly precision: string,
+    featureStore: FeatureStoreOption | undefined) {
     this.native = native;
     this.config = config;
     this.device = device;
+    this.features = new ModelFeatures(featureStore);
   }
 
   static async create(options: VideoRNNOptions): Promise<VideoRNN> {
@@ -98,7 +109,7 @@ export class VideoRNN {
    * A small checkpoint (one that references its backbone) takes the backbone from `backboneWeights`, else
    * from the file it names, in the checkpoint's folder and then in `backbonePath` and VIDEO_RNN_BACKBONE_PATH.
    */
-  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB'> & BackboneSource = {}):
+  static async load(path: string, options: Pick<VideoRNNOptions, 'device' | 'precision' | 'threads' | 'cacheMB' | 'featureStore'> & BackboneSource = {}):
     Promise<VideoRNN> {
     if (options.backboneWeights !== undefined) checkString('backboneWeights', options.backboneWeights);
     return withCheckpoint(checkString('path', path), async (index, file) => {
@@ -129,6 +140,7 @@ export class VideoRNN {
       process.emitWarning(BF16_EMULATED_WARNING, { code: 'VIDEO_RNN_BF16_EMULATED' });
     }
     const cacheMB = options.cacheMB === undefined ? 1024 : checkInteger('cacheMB', options.cacheMB, 0, 1 << 24);
+    const featureStore = checkFeatureStoreOption(options.featureStore);
     // Before the weights exist: the helper that starts ffmpeg is forked from a small process.
     prepareProcessStarts();
     const native = await callNative(() => addon().createModel({
@@ -151,7 +163,7 @@ export class VideoRNN {
       winogradKernel: tuning().winogradKernel,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));
-    return new VideoRNN(native, config, backend.device);
+    return new VideoRNN(native, config, backend.device, backend.precision, featureStore);
   }
 
   /** The backbone's identity, naming and file name hint (null when it came from no file), and the checkpoint loaded. */
@@ -172,6 +184,9 @@ export class VideoRNN {
       embeddingCacheBytes: counters?.cacheBytes ?? 0,
       videosDecoded: this.decoded,
       convolutions: { winogradAvx512: 0, winogradAvx2: 0, winogradBaseline: 0, onednn: 0, onednnBf16: 0, dense: 0, ...counters?.convolutions },
+      featureStoreHits: this.features.counters.hits,
+      featureStoreMisses: this.features.counters.misses,
+      featureStoreWrites: this.features.counters.writes,
     };
   }
 
@@ -235,7 +250,12 @@ export class VideoRNN {
       save: (path, embedBackbone) => this.backboneState.save(path, native, this.config, embedBackbone),
       load: (path) => withCheckpoint(path, (index, file) => this.backboneState.load(path, index, file, native)),
       markTrained: (layers) => this.backboneState.markTrained(layers),
-      group: this.group };
+      group: this.group, features: (option, frozen) => this.featureContext(option, frozen) };
+  }
+
+  /** The feature store a call uses (its option, else the model's), keyed by this backbone and precision. */
+  private featureContext(option: FeatureStoreOption | undefined, frozen = true): Promise<FeatureContext | undefined> {
+    return this.features.context(this.live(), this.backboneState.info, this.config, this.precision, option, frozen);
   }
 
   /**
@@ -267,23 +287,29 @@ export class VideoRNN {
     });
   }
 
-  async predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number } = {}): Promise<Prediction[]> {
+  async predict(input: VideoInput | VideoInput[], options: { topK?: number; batchSize?: number; featureStore?: FeatureStoreOption } = {}):
+    Promise<Prediction[]> {
     const inputs = asInputs(input);
     const topK = checkInteger('topK', options.topK ?? 5, 1, this.config.classes.length * 1000);
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
+    const option = checkFeatureStoreOption(options.featureStore);
     return this.enqueue(async () => {
       const native = this.live();
-      const probabilities = await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
+      const features = await this.featureContext(option);
+      const probabilities = features ? await storedProbabilities(native, features, inputs, batchSize, this.decodeSpec()) : await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
       return probabilities.map((row) => this.prediction(row, topK));
     });
   }
 
   /** fc7 per frame of each input, in input order. Clips of different sizes are embedded in separate batches, as in predict. */
-  async embed(input: VideoInput | VideoInput[]): Promise<Float32Array[]> {
+  async embed(input: VideoInput | VideoInput[], options: { featureStore?: FeatureStoreOption } = {}): Promise<Float32Array[]> {
     const inputs = asInputs(input);
+    const option = checkFeatureStoreOption(options?.featureStore);
     return this.enqueue(async () => {
       const native = this.live();
       const spec = this.decodeSpec();
+      const features = await this.featureContext(option);
+      if (features) return storedEmbeddings(native, features, inputs, spec);
       const out: Float32Array[] = new Array(inputs.length);
       const positions = inputs.map((_, index) => index);
       await pipelined(chunk(positions, 8),
@@ -298,14 +324,30 @@ export class VideoRNN {
     });
   }
 
-  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void } = {}):
-    Promise<EvalReport> {
+  async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void;
+    featureStore?: FeatureStoreOption } = {}): Promise<EvalReport> {
     const batchSize = checkInteger('batchSize', options.batchSize ?? 8, 1, 1024);
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw invalidArgument('onProgress', 'a function', options.onProgress);
     }
-    return this.enqueue(() => evaluateDataset(this.host(), data,
-      { batchSize, signal: options.signal, cacheEmbeddings: true, onProgress: options.onProgress, phase: 'evaluate' }));
+    const option = checkFeatureStoreOption(options.featureStore);
+    return this.enqueue(async () => evaluateDataset(this.host(), data, { batchSize, signal: options.signal, cacheEmbeddings: true,
+      features: await this.featureContext(option, this.config.trainableBackboneLayers === 0), onProgress: options.onProgress, phase: 'evaluate' }));
+  }
+
+  /**
+   * Fills the feature store with every sample's fc7 rows (entries already there are skipped), so later
+   * runs in any process read them instead of decoding and running the CNN. In a group each rank takes
+   * its own shard and the counts are the group's.
+   */
+  async extract(data: Dataset, options: ExtractOptions = {}): Promise<ExtractReport> {
+    const checked = checkExtract(data, options);
+    const group = resolveDistributed(options.distributed);
+    return this.enqueue(async () => {
+      await this.joinGroup(group);
+      const native = this.live();
+      return extractShard(native, await this.featureContext(checked.featureStore), data, this.group, checked, this.decodeSpec(options.signal));
+    });
   }
 
   async train(data: Dataset, options: TrainOptions = {}): Promise<TrainReport> {

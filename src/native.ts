@@ -27,9 +27,11 @@ export interface NativeConfig {
   winogradKernel?: 'auto' | 'baseline' | 'avx2' | 'avx512';
 }
 
-/** One clip of a batch: RGB24 frames, or only a cache key whose embeddings are cached. */
+/** One clip of a batch: RGB24 frames, its fc7 rows, or only a cache key whose embeddings are cached. */
 export interface NativeClip {
   data?: Uint8Array;
+  /** fc7 rows computed before (frames x 4096, float32): the CNN does not run for this clip. */
+  embeddings?: Float32Array;
   frames?: number;
   height?: number;
   width?: number;

@@ -2,6 +2,7 @@
 import { ErrorCode, VideoRNNError, checkInteger, checkNumber, invalidArgument } from './errors';
 import { MAX_TRAINABLE_BACKBONE_LAYERS } from './constants';
 import { checkFrameCount } from './video/sampling';
+import type { FeatureStoreOption } from './features/types';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 export type Precision = 'auto' | 'fp32' | 'bf16' | 'fp16';
@@ -30,6 +31,11 @@ export interface VideoRNNOptions {
   threads?: number;
   /** Memory budget of the embedding cache, in MB (default 1024). */
   cacheMB?: number;
+  /**
+   * A folder (or folder with settings) where fc7 embeddings persist across processes: the default of
+   * every call that embeds with a frozen backbone. Not part of the model's config (not saved).
+   */
+  featureStore?: FeatureStoreOption;
 }
 
 /** What a checkpoint stores and a loaded model reports as `model.config`. */

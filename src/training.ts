@@ -13,9 +13,11 @@ import { checkLabel } from './data/dataset';
 import { createRandom, shuffleInPlace } from './data/random';
 import { DistributedOptions, ResolvedDistributed, distributedError, shardBatches, shardIndices } from './distributed';
 import { LoadedState, ResumableSettings, checkSameEpoch, loadWithState, restoreOptimizer, saveWithState } from './resume';
+import type { FeatureStoreOption } from './features/types';
+import { FeatureContext, storedBatch } from './features/use';
 
 export interface ProgressEvent {
-  phase: 'train' | 'validate' | 'evaluate';
+  phase: 'train' | 'validate' | 'evaluate' | 'extract';
   epoch: number;
   epochs: number;
   batch: number;
@@ -46,6 +48,8 @@ export interface TrainOptions {
   resume?: string;
   /** Data-parallel training across processes; also read from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT. */
   distributed?: DistributedOptions | boolean;
+  /** The feature store for this run (overrides the model's); used only while the backbone is frozen. */
+  featureStore?: FeatureStoreOption;
 }
 
 export interface FineTuneOptions extends TrainOptions {
@@ -82,6 +86,11 @@ export interface TrainingHost {
   markTrained(layers: number): void;
   /** Set when this process is one rank of a data-parallel group. */
   group?: ResolvedDistributed;
+  /**
+   * The feature store of a call (its option, else the model's), or undefined without one. With a
+   * trainable backbone there is none: a configured store is then ignored with a warning.
+   */
+  features(option: FeatureStoreOption | undefined, frozen: boolean): Promise<FeatureContext | undefined>;
 }
 
 /**
@@ -130,10 +139,15 @@ interface PreparedBatch {
 }
 
 async function prepareBatch(host: TrainingHost, data: Dataset, indices: number[], spec: DecodeSpec,
-  keyOf: CacheKeyer | undefined): Promise<PreparedBatch> {
+  keyOf: CacheKeyer | undefined, features?: FeatureContext): Promise<PreparedBatch> {
   const samples = indices.map((index) => data.sample(index));
   // Labels are checked before any decoding, so a bad one costs nothing.
   for (const sample of samples) checkLabel(sample.label, host.config.classes.length, `sample ${sample.id}`);
+  if (features) {
+    const sources = await Promise.all(samples.map(async (sample) =>
+      ({ source: sample.source, name: `sample ${sample.id}`, cacheKey: await keyOf?.(sample.source) })));
+    return { clips: await storedBatch(host.native, features, sources, spec), labels: samples.map((sample) => sample.label) };
+  }
   const clips = await Promise.all(samples.map(async (sample) => {
     const key = await keyOf?.(sample.source);
     if (key !== undefined && host.native.isCached(key)) return { cacheKey: key };
@@ -148,6 +162,8 @@ export interface EvaluateSettings {
   signal?: AbortSignal;
   cacheEmbeddings: boolean;
   fingerprint?: string;
+  /** The feature store behind the memory cache (a frozen backbone only). */
+  features?: FeatureContext;
   onProgress?: (event: ProgressEvent) => void;
   phase?: 'validate' | 'evaluate';
   epoch?: number;
@@ -169,7 +185,8 @@ export async function evaluateDataset(host: TrainingHost, data: Dataset, setting
   const spec = host.decode(settings.signal);
   const started = performance.now();
   let done = 0;
-  await pipelined(batches, (indices) => prepareBatch(host, data, indices, spec, keyOf), async (batch, index) => {
+  const features = frozen ? settings.features : undefined;
+  await pipelined(batches, (indices) => prepareBatch(host, data, indices, spec, keyOf, features), async (batch, index) => {
     throwIfAborted(settings.signal, 'evaluation');
     const result = await callNative(() => host.native.evaluate(batch.clips, batch.labels));
     metrics.add(result.probabilities, batch.labels, result.loss);
@@ -289,6 +306,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
   const caching = settings.cacheEmbeddings && trainableLayers === 0;
   const fingerprint = caching ? await callNative(() => native.fingerprint()) : undefined;
   const keyOf = fingerprint !== undefined ? cacheKeyer(host.config, fingerprint) : undefined;
+  const features = await host.features(options.featureStore, trainableLayers === 0);
   const random = createRandom(settings.seed);
   // In a group an abort is agreed on at a step (stopIfAborted), so decoding must not stop on its own.
   const spec = host.decode(group ? undefined : signal);
@@ -309,7 +327,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
-    await pipelined(batches, (indices) => prepareBatch(host, train, indices, spec, keyOf), async (batch, index) => {
+    await pipelined(batches, (indices) => prepareBatch(host, train, indices, spec, keyOf, features), async (batch, index) => {
       await stopIfAborted(host, signal);
       const result = await collective(host, () => native.trainStep(batch.clips, batch.labels));
       if (!result.stepped || !Number.isFinite(result.loss)) {
@@ -339,7 +357,7 @@ async function trainEpochs(host: TrainingHost, train: Dataset, validation: Datas
       // In a group, validation runs to its end; an abort then stops the next epoch's first step.
       lastValidation = await evaluateDataset(host, validation, { batchSize: settings.batchSize, signal: group ? undefined : signal,
         cacheEmbeddings: caching,
-        fingerprint, onProgress, phase: 'validate', epoch, epochs: settings.epochs });
+        fingerprint, features, onProgress, phase: 'validate', epoch, epochs: settings.epochs });
       report.validation = { loss: lastValidation.loss, accuracy: lastValidation.accuracy };
     }
     epochs.push(report);

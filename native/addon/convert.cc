@@ -159,6 +159,25 @@ std::vector<ClipInput> to_clips(const Napi::Value& value, std::vector<Napi::Obje
     ClipInput clip;
     clip.cache_key = string_field(object, "cacheKey", "");
     clip.store = bool_field(object, "store", false);
+    auto embeddings = object.Get("embeddings");
+    if (!embeddings.IsUndefined()) {
+      if (!embeddings.IsTypedArray() || embeddings.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+        throw coded_error(value.Env(), "E_INVALID_ARGUMENT", "clip " + std::to_string(i) + " embeddings must be a Float32Array");
+      }
+      auto floats = embeddings.As<Napi::Float32Array>();
+      const int64_t frames = integer_field(object, "frames", 0, 1, kMaxDimension);
+      const double expected = static_cast<double>(frames) * static_cast<double>(kEmbeddingSize);
+      if (expected != static_cast<double>(floats.ElementLength())) {
+        throw coded_error(value.Env(), "E_INVALID_ARGUMENT",
+                          "clip " + std::to_string(i) + " has " + std::to_string(floats.ElementLength()) +
+                          " embedding values but frames x " + std::to_string(kEmbeddingSize) + " is " +
+                          std::to_string(static_cast<int64_t>(expected)));
+      }
+      clip.embeddings = torch::from_blob(floats.Data(), {frames, kEmbeddingSize}, torch::kFloat);
+      keep_alive.push_back(Napi::Persistent(floats.As<Napi::Object>()));
+      clips.push_back(std::move(clip));
+      continue;
+    }
     auto data = object.Get("data");
     if (data.IsUndefined() && !clip.cache_key.empty()) {
       clips.push_back(std::move(clip));
