@@ -57,9 +57,11 @@ export async function openStoreFolder(root: string, dtype: FeatureDtype | undefi
   }
   const existing = await readDescription(root);
   if (existing !== undefined) return check(root, existing, dtype);
-  // Only what a store being made by another process at this moment holds may be there already.
+  // Only what a store being made by another process at this moment holds may be there already,
+  // store.json included: another process may have linked it since it was looked for (the link below
+  // then fails with EEXIST, and its description is read).
   const names = await fs.promises.readdir(root);
-  const foreign = names.filter((name) => !['entries', 'claims'].includes(name) && !/^\.store\.json\..*\.tmp$/.test(name));
+  const foreign = names.filter((name) => !['entries', 'claims', 'store.json'].includes(name) && !/^\.store\.json\..*\.tmp$/.test(name));
   if (foreign.length > 0) throw notAStore(root, `the folder is not empty and has no store.json (it holds ${foreign.slice(0, 3).join(', ')})`);
   const description: StoreDescription = { format: STORE_FORMAT, version: STORE_VERSION, dtype: dtype ?? 'float32' };
   const temporary = path.join(root, `.store.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
