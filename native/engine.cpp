@@ -369,10 +369,18 @@ std::string Engine::backbone_fingerprint() {
   prepare_thread();
   torch::NoGradGuard no_grad;
   // Sums of values and of squares, per tensor, in float64: any training step or load changes them.
+  // Summed in slices of 1M values: a float64 copy of fc6 at once would be a 820 MB transient, the
+  // peak RSS of every call that keys the cache.
+  constexpr int64_t kSlice = int64_t{1} << 20;
   uint64_t hash = 1469598103934665603ull;  // FNV-1a offset basis
   for (const auto& parameter : model_->embedding->parameters()) {
     auto flat = parameter.reshape({-1});
-    const double sums[2] = {flat.sum(torch::kDouble).item<double>(), flat.dot(flat).item<double>()};
+    double sums[2] = {0.0, 0.0};
+    for (int64_t start = 0; start < flat.numel(); start += kSlice) {
+      const auto slice = flat.narrow(0, start, std::min(kSlice, flat.numel() - start)).to(torch::kDouble);
+      sums[0] += slice.sum().item<double>();
+      sums[1] += slice.dot(slice).item<double>();
+    }
     const auto* bytes = reinterpret_cast<const unsigned char*>(sums);
     for (size_t i = 0; i < sizeof(sums); ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;  // FNV-1a prime
   }
