@@ -10,6 +10,9 @@
 // starts cold and has its own peak RSS. Writes bench/results/features.json and features.md
 // (--quick: features-quick.*).
 //   node bench/features.mjs [--clips 600] [--precision fp32|bf16] [--threads N] [--epochs 30] [--work DIR] [--quick]
+//     [--subset N]            rows 4 and 5 on N of the clips (the same per class), each against one process on those N
+//     [--accuracy-clips N]    row 6 on N of the clips, extracted in fp32 whatever --precision says: fc7 computed in
+//                             bf16 is bf16 already, so storing it in bf16 would lose nothing and show nothing
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,6 +51,7 @@ function resetPeakRss() {
 /** One measured run inside a child process: a backbone file, or training (and evaluating) a model. */
 async function job(spec) {
   const library = await import('../dist/index.js');
+  if (spec.kind === 'convert') return convertStore(library, spec);
   if (spec.kind === 'backbone') {
     const model = await library.VideoRNN.create({ classes: ['a', 'b'], hiddenSize: 1, headSize: 1, frameSize, seed: spec.seed });
     await model.saveBackbone(spec.output);
@@ -82,6 +86,37 @@ async function job(spec) {
     // With the reset, the peak while training (and evaluating); without it, the process's whole peak.
     peakRssMB: rssMB(),
   };
+}
+
+/**
+ * Every entry of a store written again into a new store of another dtype, under the same key and
+ * origin: what an extract with --features-dtype would have written from the same rows, without a
+ * second pass through the CNN.
+ */
+async function convertStore(library, spec) {
+  const from = await library.FeatureStore.open(spec.from, () => undefined);
+  const to = await library.FeatureStore.open({ path: spec.to, dtype: spec.dtype }, () => undefined);
+  let converted = 0;
+  for (const shard of fs.readdirSync(path.join(spec.from, 'entries'))) {
+    for (const name of fs.readdirSync(path.join(spec.from, 'entries', shard)).filter((file) => file.endsWith('.feat'))) {
+      const key = name.slice(0, -'.feat'.length);
+      const entry = await from.get(key);
+      if (entry && await to.put(key, entry.data, entry.frames, entry.origin)) converted += 1;
+    }
+  }
+  return { converted };
+}
+
+/** A dataset folder of `count` clips of `data` (the same number per class, the first by name), as hard links. */
+function subsetFolder(data, folder, count) {
+  fs.rmSync(folder, { recursive: true, force: true });
+  const classes = fs.readdirSync(data).filter((name) => fs.statSync(path.join(data, name)).isDirectory()).sort();
+  const each = Math.max(1, Math.floor(count / classes.length));
+  for (const label of classes) {
+    fs.mkdirSync(path.join(folder, label), { recursive: true });
+    for (const file of fs.readdirSync(path.join(data, label)).sort().slice(0, each)) fs.linkSync(path.join(data, label, file), path.join(folder, label, file));
+  }
+  return each * classes.length;
 }
 
 /** A child process; resolves with its output and wall time. `onStderr` sees stderr as it arrives and may kill it. */
@@ -129,6 +164,13 @@ async function readStore(folder) {
   return { stats: await store.stats(), entries };
 }
 
+/** Entries of `a` that differ from `b`'s or are missing from it (`b` may hold more). */
+function differencesWithin(a, b) {
+  let differ = 0;
+  for (const [key, payload] of a) if (!b.has(key) || Buffer.compare(payload, b.get(key)) !== 0) differ += 1;
+  return differ;
+}
+
 /** Entries of `a` that differ from `b`'s (or are missing from it), and keys only in `b`. */
 function differences(a, b) {
   let differ = 0;
@@ -143,6 +185,8 @@ async function main() {
   const precision = argument('precision', 'fp32');
   const threads = argument('threads', os.availableParallelism());
   const epochs = argument('epochs', quick ? 8 : 30);
+  const subset = Math.min(argument('subset', clips), clips);
+  const accuracyClips = Math.min(argument('accuracy-clips', clips), clips);
   const work = argument('work', null) ?? fs.mkdtempSync(path.join(os.tmpdir(), 'video-rnn-features-bench-'));
   const keep = argument('work', null) !== null;
   const name = quick ? 'features-quick' : 'features';
@@ -151,8 +195,8 @@ async function main() {
   const data = path.join(work, 'data');
   const backbone = path.join(work, 'vgg16-seed1.safetensors');
   const store = (label) => path.join(work, `store-${label}`);
-  for (const label of ['one', 'two', 'killed', 'bf16']) fs.rmSync(store(label), { recursive: true, force: true });
-  const results = { date: new Date().toISOString(), machine: machine(), settings: { clips, frameSize, fps, precision, threads, hiddenSize, epochs,
+  for (const label of ['one', 'subset-one', 'two', 'killed', 'accuracy-float32', 'accuracy-bf16']) fs.rmSync(store(label), { recursive: true, force: true });
+  const results = { date: new Date().toISOString(), machine: machine(), settings: { clips, subset, accuracyClips, frameSize, fps, precision, threads, hiddenSize, epochs,
     backbone: 'VGG16 with random weights (seed 1), saved once as a safetensors file all runs share' } };
 
   process.stderr.write(`features bench: rendering ${clips} clips into ${data}\n`);
@@ -162,7 +206,10 @@ async function main() {
     seconds: round(plan.reduce((sum, clip) => sum + clip.seconds, 0) / plan.length, 2), renderSeconds: round((performance.now() - render) / 1000, 1) };
   if (!fs.existsSync(backbone)) await runJob({ kind: 'backbone', seed: 1, output: backbone }, 'backbone file');
   const common = ['--weights', backbone, '--frame-size', String(frameSize), '--fps', String(fps), '--precision', precision, '--json'];
-  const extract = (label, extra = [], options = {}) => start([cli, 'extract', data, '--features', store(label), ...common, ...extra], options);
+  const extract = (label, extra = [], options = {}, folder = data) => start([cli, 'extract', folder, '--features', store(label), ...common, ...extra], options);
+  const subsetData = path.join(work, 'data-subset');
+  const subsetClips = subset < clips ? subsetFolder(data, subsetData, subset) : clips;
+  const rowsData = subset < clips ? subsetData : data;
 
   // 1 and the reference store: one process, all threads.
   process.stderr.write('features bench: extract, one process\n');
@@ -195,17 +242,23 @@ async function main() {
     measured: bounded.peakReset ? 'VmHWM reset after the model is made (clear_refs), so the peak is training\'s own' : 'VmHWM of the whole process (no clear_refs)',
   };
 
-  // 4: two processes into one store at once, the cores split between them.
+  // 4: two processes into one store at once, the cores split between them, against one process on the same clips.
+  let oneOnRows = one;
+  if (rowsData !== data) {
+    process.stderr.write(`features bench: extract, one process, ${subsetClips} clips\n`);
+    oneOnRows = lastJson(await extract('subset-one', ['--threads', String(threads)], {}, rowsData), 'extract (subset)');
+  }
   process.stderr.write('features bench: two extract processes at once\n');
   const half = String(Math.max(1, Math.floor(threads / 2)));
   const pairStarted = performance.now();
-  const pair = (await Promise.all([extract('two', ['--threads', half]), extract('two', ['--threads', half])])).map((run) => lastJson(run, 'extract (pair)'));
+  const pair = (await Promise.all([extract('two', ['--threads', half], {}, rowsData), extract('two', ['--threads', half], {}, rowsData)]))
+    .map((run) => lastJson(run, 'extract (pair)'));
   const pairSeconds = (performance.now() - pairStarted) / 1000;
   const shared = await readStore(store('two'));
   results.twoProcesses = {
     computed: pair.map((report) => report.computed), present: pair.map((report) => report.present), entries: shared.stats.entries,
-    expected: clips, corrupt: shared.stats.corrupt, claims: shared.stats.claims, seconds: round(pairSeconds), oneProcessSeconds: one.wallSeconds,
-    entriesDifferingFromOneProcess: differences(shared.entries, reference.entries),
+    expected: subsetClips, corrupt: shared.stats.corrupt, claims: shared.stats.claims, seconds: round(pairSeconds), oneProcessSeconds: oneOnRows.wallSeconds,
+    entriesDifferingFromOneProcess: differencesWithin(shared.entries, reference.entries),
   };
 
   // 5: SIGKILL once half the clips are done, then the same command again.
@@ -213,28 +266,37 @@ async function main() {
   const killed = await extract('killed', ['--threads', String(threads)], { onStderr: (text, child) => {
     const done = [...text.matchAll(/^extract +(\d+)\/(\d+) clips/gm)].pop();
     if (done && Number(done[1]) >= Number(done[2]) / 2) child.kill('SIGKILL');
-  } });
+  } }, rowsData);
   const afterKill = (await readStore(store('killed'))).stats;
-  const resumed = lastJson(await extract('killed', ['--threads', String(threads)]), 'extract (resumed)');
+  const resumed = lastJson(await extract('killed', ['--threads', String(threads)], {}, rowsData), 'extract (resumed)');
   const final = await readStore(store('killed'));
   results.killResume = {
     killed: killed.signal === 'SIGKILL', entriesAfterKill: afterKill.entries, claimsAfterKill: afterKill.claims,
-    resumedPresent: resumed.present, resumedComputed: resumed.computed, entries: final.stats.entries, corrupt: final.stats.corrupt,
-    entriesDifferingFromUninterrupted: differences(final.entries, reference.entries),
+    resumedPresent: resumed.present, resumedComputed: resumed.computed, entries: final.stats.entries, expected: subsetClips, corrupt: final.stats.corrupt,
+    entriesDifferingFromUninterrupted: differencesWithin(final.entries, reference.entries),
     killedSeconds: round(killed.seconds), resumedSeconds: resumed.wallSeconds,
   };
 
-  // 6: the same training from float32 entries and from bf16 entries, evaluated on the same held-out fifth.
-  process.stderr.write('features bench: bf16 store\n');
-  const bf16Extract = lastJson(await extract('bf16', ['--threads', String(threads), '--features-dtype', 'bf16']), 'extract (bf16)');
-  const bf16Stats = (await readStore(store('bf16'))).stats;
-  const accuracy = { ...base, epochs, cacheMB: holdAllMB, heldOut: 0.2 };
-  const fromFloat32 = await runJob({ ...accuracy, featureStore: store('one') }, 'accuracy from float32 entries');
-  const fromBf16 = await runJob({ ...accuracy, featureStore: store('bf16') }, 'accuracy from bf16 entries');
+  // 6: the same training from float32 entries and from bf16 entries, evaluated on the same held-out fifth. The
+  // rows are computed in fp32 (an fc7 computed in bf16 is exactly representable in bf16), then written again as bf16.
+  const accuracyData = accuracyClips < clips ? path.join(work, 'data-accuracy') : data;
+  const accuracyCount = accuracyClips < clips ? subsetFolder(data, accuracyData, accuracyClips) : clips;
+  process.stderr.write(`features bench: fp32 extract of ${accuracyCount} clips, then a bf16 copy of the store\n`);
+  const fp32Common = common.map((value, index) => (common[index - 1] === '--precision' ? 'fp32' : value));
+  const float32Extract = lastJson(await start([cli, 'extract', accuracyData, '--features', store('accuracy-float32'), ...fp32Common,
+    '--threads', String(threads)]), 'extract (fp32, accuracy)');
+  const converted = await runJob({ kind: 'convert', from: store('accuracy-float32'), to: store('accuracy-bf16'), dtype: 'bf16' }, 'bf16 copy');
+  const float32Stats = (await readStore(store('accuracy-float32'))).stats;
+  const bf16Stats = (await readStore(store('accuracy-bf16'))).stats;
+  const accuracy = { ...base, data: accuracyData, precision: 'fp32', epochs, cacheMB: holdAllMB, heldOut: 0.2 };
+  const fromFloat32 = await runJob({ ...accuracy, featureStore: store('accuracy-float32') }, 'accuracy from float32 entries');
+  const fromBf16 = await runJob({ ...accuracy, featureStore: store('accuracy-bf16') }, 'accuracy from bf16 entries');
   results.halfSize = {
-    float32: { storeMB: round(featureMB, 1), heldOut: fromFloat32.heldOut, finalLoss: fromFloat32.epochs.at(-1).loss, stats: fromFloat32.stats },
-    bf16: { storeMB: round(bf16Stats.bytes / 2 ** 20, 1), heldOut: fromBf16.heldOut, finalLoss: fromBf16.epochs.at(-1).loss, stats: fromBf16.stats,
-      extractSeconds: round(bf16Extract.seconds) },
+    clips: accuracyCount, computedIn: 'fp32', converted: converted.converted, extractSeconds: round(float32Extract.seconds),
+    float32: { storeMB: round(float32Stats.bytes / 2 ** 20, 1), heldOut: fromFloat32.heldOut, finalLoss: fromFloat32.epochs.at(-1).loss,
+      trainAccuracy: fromFloat32.epochs.at(-1).accuracy, stats: fromFloat32.stats },
+    bf16: { storeMB: round(bf16Stats.bytes / 2 ** 20, 1), heldOut: fromBf16.heldOut, finalLoss: fromBf16.epochs.at(-1).loss,
+      trainAccuracy: fromBf16.epochs.at(-1).accuracy, stats: fromBf16.stats },
   };
   results.seconds = round((performance.now() - started) / 1000, 1);
   results.loadAverage = { start: loadStart, end: loadAverage() };
@@ -267,13 +329,14 @@ function table(r, file) {
       `store ${r.epochs.storeOverMemory}x memory`, r.epochs.storeOverMemory <= 1.5 ? 'yes (<= 1.5x)' : 'no (goal <= 1.5x)'],
     ['3', `peak RSS while training (RSS at the end): cacheMB ${m.boundedCacheMB} (a quarter of ${m.featuresMB} MB) / holding all; RSS after loading ${m.rssAfterLoadMB} MB`,
       `${m.boundedPeakRssMB} MB (${m.boundedEndRssMB} MB)`, `${m.holdAllPeakRssMB} MB (${m.holdAllEndRssMB} MB)`, rssVerdict(m)],
-    ['4', 'two extract processes into one store / one process', `${p.seconds} s, computed ${p.computed.join(' + ')}, ${p.entries} entries of ${p.expected}, ${p.corrupt} corrupt`,
+    ['4', `two extract processes into one store / one process (${p.expected} clips)`, `${p.seconds} s, computed ${p.computed.join(' + ')}, ${p.entries} entries of ${p.expected}, ${p.corrupt} corrupt`,
       `${p.oneProcessSeconds} s`, p.entries === p.expected && p.corrupt === 0 && p.computed[0] + p.computed[1] === p.expected ? 'yes (each once)' : 'no'],
-    ['5', 'SIGKILL midway, then resumed', `${k.entriesAfterKill} entries kept, resume: ${k.resumedPresent} present, ${k.resumedComputed} computed`,
+    ['5', `SIGKILL midway, then resumed (${k.expected ?? p.expected} clips)`, `${k.entriesAfterKill} entries kept, resume: ${k.resumedPresent} present, ${k.resumedComputed} computed`,
       `${k.entriesDifferingFromUninterrupted} entries differ from an uninterrupted run`,
       k.killed && k.resumedPresent === k.entriesAfterKill && k.entriesDifferingFromUninterrupted === 0 ? 'yes (bit for bit)' : 'no'],
-    ['6', `held-out accuracy (${h.float32.heldOut?.clips} clips): float32 / bf16 entries`, `${h.float32.heldOut?.accuracy} (${h.float32.storeMB} MB)`,
-      `${h.bf16.heldOut?.accuracy} (${h.bf16.storeMB} MB)`, ''],
+    ['6', `held-out accuracy (${h.float32.heldOut?.clips} of ${h.clips ?? ''} clips, fc7 in ${h.computedIn ?? r.settings.precision}; final loss): float32 / bf16 entries`,
+      `${h.float32.heldOut?.accuracy} (${h.float32.storeMB} MB; ${h.float32.finalLoss})`,
+      `${h.bf16.heldOut?.accuracy} (${h.bf16.storeMB} MB; ${h.bf16.finalLoss})`, ''],
   ];
   return [`Run of ${r.date} (\`bench/results/${file}\`): ${r.dataset.clips} clips of ${r.dataset.seconds} s on average, ` +
     `${r.settings.fps} fps, ${r.settings.frameSize} px, precision ${r.settings.precision}, ${r.settings.threads} threads, ${r.machine.cores} cores (${r.machine.cpu}), ` +
