@@ -10,9 +10,11 @@
 // starts cold and has its own peak RSS. Writes bench/results/features.json and features.md
 // (--quick: features-quick.*).
 //   node bench/features.mjs [--clips 600] [--precision fp32|bf16] [--threads N] [--epochs 30] [--work DIR] [--quick]
-//     [--subset N]            rows 4 and 5 on N of the clips (the same per class), each against one process on those N
-//     [--accuracy-clips N]    row 6 on N of the clips, extracted in fp32 whatever --precision says: fc7 computed in
-//                             bf16 is bf16 already, so storing it in bf16 would lose nothing and show nothing
+//     [--subset N]   rows 4, 5 and 6 on N of the clips (the same number per class), with fc7 computed in fp32
+//                    whatever --precision says, against one fp32 process on the same clips: fp32 fc7 does not
+//                    depend on which clips share a batch (bf16's does, in a few values: oneDNN's bf16 kernels
+//                    round differently for other row counts), so a resumed run can be compared bit for bit;
+//                    and fc7 computed in bf16 is exact in bf16, so half-size storage is measured on fp32 rows
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -164,13 +166,6 @@ async function readStore(folder) {
   return { stats: await store.stats(), entries };
 }
 
-/** Entries of `a` that differ from `b`'s or are missing from it (`b` may hold more). */
-function differencesWithin(a, b) {
-  let differ = 0;
-  for (const [key, payload] of a) if (!b.has(key) || Buffer.compare(payload, b.get(key)) !== 0) differ += 1;
-  return differ;
-}
-
 /** Entries of `a` that differ from `b`'s (or are missing from it), and keys only in `b`. */
 function differences(a, b) {
   let differ = 0;
@@ -186,7 +181,6 @@ async function main() {
   const threads = argument('threads', os.availableParallelism());
   const epochs = argument('epochs', quick ? 8 : 30);
   const subset = Math.min(argument('subset', clips), clips);
-  const accuracyClips = Math.min(argument('accuracy-clips', clips), clips);
   const work = argument('work', null) ?? fs.mkdtempSync(path.join(os.tmpdir(), 'video-rnn-features-bench-'));
   const keep = argument('work', null) !== null;
   const name = quick ? 'features-quick' : 'features';
@@ -195,8 +189,8 @@ async function main() {
   const data = path.join(work, 'data');
   const backbone = path.join(work, 'vgg16-seed1.safetensors');
   const store = (label) => path.join(work, `store-${label}`);
-  for (const label of ['one', 'subset-one', 'two', 'killed', 'accuracy-float32', 'accuracy-bf16']) fs.rmSync(store(label), { recursive: true, force: true });
-  const results = { date: new Date().toISOString(), machine: machine(), settings: { clips, subset, accuracyClips, frameSize, fps, precision, threads, hiddenSize, epochs,
+  for (const label of ['one', 'subset-one', 'two', 'killed', 'subset-bf16']) fs.rmSync(store(label), { recursive: true, force: true });
+  const results = { date: new Date().toISOString(), machine: machine(), settings: { clips, subset, subsetPrecision: 'fp32', frameSize, fps, precision, threads, hiddenSize, epochs,
     backbone: 'VGG16 with random weights (seed 1), saved once as a safetensors file all runs share' } };
 
   process.stderr.write(`features bench: rendering ${clips} clips into ${data}\n`);
@@ -210,6 +204,9 @@ async function main() {
   const subsetData = path.join(work, 'data-subset');
   const subsetClips = subset < clips ? subsetFolder(data, subsetData, subset) : clips;
   const rowsData = subset < clips ? subsetData : data;
+  // Rows 4 to 6 run the CNN in fp32 (see the head of this file).
+  const fp32Common = common.map((value, index) => (common[index - 1] === '--precision' ? 'fp32' : value));
+  const extract32 = (label, extra = [], options = {}) => start([cli, 'extract', rowsData, '--features', store(label), ...fp32Common, ...extra], options);
 
   // 1 and the reference store: one process, all threads.
   process.stderr.write('features bench: extract, one process\n');
@@ -243,56 +240,48 @@ async function main() {
   };
 
   // 4: two processes into one store at once, the cores split between them, against one process on the same clips.
-  let oneOnRows = one;
-  if (rowsData !== data) {
-    process.stderr.write(`features bench: extract, one process, ${subsetClips} clips\n`);
-    oneOnRows = lastJson(await extract('subset-one', ['--threads', String(threads)], {}, rowsData), 'extract (subset)');
-  }
+  process.stderr.write(`features bench: extract, one process, ${subsetClips} clips, fp32\n`);
+  const oneOnRows = lastJson(await extract32('subset-one', ['--threads', String(threads)]), 'extract (subset)');
+  const subsetReference = await readStore(store('subset-one'));
   process.stderr.write('features bench: two extract processes at once\n');
   const half = String(Math.max(1, Math.floor(threads / 2)));
   const pairStarted = performance.now();
-  const pair = (await Promise.all([extract('two', ['--threads', half], {}, rowsData), extract('two', ['--threads', half], {}, rowsData)]))
+  const pair = (await Promise.all([extract32('two', ['--threads', half]), extract32('two', ['--threads', half])]))
     .map((run) => lastJson(run, 'extract (pair)'));
   const pairSeconds = (performance.now() - pairStarted) / 1000;
   const shared = await readStore(store('two'));
   results.twoProcesses = {
     computed: pair.map((report) => report.computed), present: pair.map((report) => report.present), entries: shared.stats.entries,
     expected: subsetClips, corrupt: shared.stats.corrupt, claims: shared.stats.claims, seconds: round(pairSeconds), oneProcessSeconds: oneOnRows.wallSeconds,
-    entriesDifferingFromOneProcess: differencesWithin(shared.entries, reference.entries),
+    entriesDifferingFromOneProcess: differences(shared.entries, subsetReference.entries),
   };
 
   // 5: SIGKILL once half the clips are done, then the same command again.
   process.stderr.write('features bench: extract killed midway, then resumed\n');
-  const killed = await extract('killed', ['--threads', String(threads)], { onStderr: (text, child) => {
+  const killed = await extract32('killed', ['--threads', String(threads)], { onStderr: (text, child) => {
     const done = [...text.matchAll(/^extract +(\d+)\/(\d+) clips/gm)].pop();
     if (done && Number(done[1]) >= Number(done[2]) / 2) child.kill('SIGKILL');
-  } }, rowsData);
+  } });
   const afterKill = (await readStore(store('killed'))).stats;
-  const resumed = lastJson(await extract('killed', ['--threads', String(threads)], {}, rowsData), 'extract (resumed)');
+  const resumed = lastJson(await extract32('killed', ['--threads', String(threads)]), 'extract (resumed)');
   const final = await readStore(store('killed'));
   results.killResume = {
     killed: killed.signal === 'SIGKILL', entriesAfterKill: afterKill.entries, claimsAfterKill: afterKill.claims,
     resumedPresent: resumed.present, resumedComputed: resumed.computed, entries: final.stats.entries, expected: subsetClips, corrupt: final.stats.corrupt,
-    entriesDifferingFromUninterrupted: differencesWithin(final.entries, reference.entries),
+    entriesDifferingFromUninterrupted: differences(final.entries, subsetReference.entries),
     killedSeconds: round(killed.seconds), resumedSeconds: resumed.wallSeconds,
   };
 
-  // 6: the same training from float32 entries and from bf16 entries, evaluated on the same held-out fifth. The
-  // rows are computed in fp32 (an fc7 computed in bf16 is exactly representable in bf16), then written again as bf16.
-  const accuracyData = accuracyClips < clips ? path.join(work, 'data-accuracy') : data;
-  const accuracyCount = accuracyClips < clips ? subsetFolder(data, accuracyData, accuracyClips) : clips;
-  process.stderr.write(`features bench: fp32 extract of ${accuracyCount} clips, then a bf16 copy of the store\n`);
-  const fp32Common = common.map((value, index) => (common[index - 1] === '--precision' ? 'fp32' : value));
-  const float32Extract = lastJson(await start([cli, 'extract', accuracyData, '--features', store('accuracy-float32'), ...fp32Common,
-    '--threads', String(threads)]), 'extract (fp32, accuracy)');
-  const converted = await runJob({ kind: 'convert', from: store('accuracy-float32'), to: store('accuracy-bf16'), dtype: 'bf16' }, 'bf16 copy');
-  const float32Stats = (await readStore(store('accuracy-float32'))).stats;
-  const bf16Stats = (await readStore(store('accuracy-bf16'))).stats;
-  const accuracy = { ...base, data: accuracyData, precision: 'fp32', epochs, cacheMB: holdAllMB, heldOut: 0.2 };
-  const fromFloat32 = await runJob({ ...accuracy, featureStore: store('accuracy-float32') }, 'accuracy from float32 entries');
-  const fromBf16 = await runJob({ ...accuracy, featureStore: store('accuracy-bf16') }, 'accuracy from bf16 entries');
+  // 6: the same training from float32 entries and from bf16 entries, evaluated on the same held-out fifth: the
+  // fp32 rows of row 4's one-process store, written again as bf16 (what --features-dtype bf16 would have stored).
+  const converted = await runJob({ kind: 'convert', from: store('subset-one'), to: store('subset-bf16'), dtype: 'bf16' }, 'bf16 copy');
+  const float32Stats = subsetReference.stats;
+  const bf16Stats = (await readStore(store('subset-bf16'))).stats;
+  const accuracy = { ...base, data: rowsData, precision: 'fp32', epochs, cacheMB: holdAllMB, heldOut: 0.2 };
+  const fromFloat32 = await runJob({ ...accuracy, featureStore: store('subset-one') }, 'accuracy from float32 entries');
+  const fromBf16 = await runJob({ ...accuracy, featureStore: store('subset-bf16') }, 'accuracy from bf16 entries');
   results.halfSize = {
-    clips: accuracyCount, computedIn: 'fp32', converted: converted.converted, extractSeconds: round(float32Extract.seconds),
+    clips: subsetClips, computedIn: 'fp32', converted: converted.converted,
     float32: { storeMB: round(float32Stats.bytes / 2 ** 20, 1), heldOut: fromFloat32.heldOut, finalLoss: fromFloat32.epochs.at(-1).loss,
       trainAccuracy: fromFloat32.epochs.at(-1).accuracy, stats: fromFloat32.stats },
     bf16: { storeMB: round(bf16Stats.bytes / 2 ** 20, 1), heldOut: fromBf16.heldOut, finalLoss: fromBf16.epochs.at(-1).loss,
@@ -329,9 +318,10 @@ function table(r, file) {
       `store ${r.epochs.storeOverMemory}x memory`, r.epochs.storeOverMemory <= 1.5 ? 'yes (<= 1.5x)' : 'no (goal <= 1.5x)'],
     ['3', `peak RSS while training (RSS at the end): cacheMB ${m.boundedCacheMB} (a quarter of ${m.featuresMB} MB) / holding all; RSS after loading ${m.rssAfterLoadMB} MB`,
       `${m.boundedPeakRssMB} MB (${m.boundedEndRssMB} MB)`, `${m.holdAllPeakRssMB} MB (${m.holdAllEndRssMB} MB)`, rssVerdict(m)],
-    ['4', `two extract processes into one store / one process (${p.expected} clips)`, `${p.seconds} s, computed ${p.computed.join(' + ')}, ${p.entries} entries of ${p.expected}, ${p.corrupt} corrupt`,
-      `${p.oneProcessSeconds} s`, p.entries === p.expected && p.corrupt === 0 && p.computed[0] + p.computed[1] === p.expected ? 'yes (each once)' : 'no'],
-    ['5', `SIGKILL midway, then resumed (${k.expected ?? p.expected} clips)`, `${k.entriesAfterKill} entries kept, resume: ${k.resumedPresent} present, ${k.resumedComputed} computed`,
+    ['4', `two extract processes into one store / one process (${p.expected} clips, fp32)`, `${p.seconds} s, computed ${p.computed.join(' + ')}, ${p.entries} entries of ${p.expected}, ${p.corrupt} corrupt`,
+      `${p.oneProcessSeconds} s; ${p.entriesDifferingFromOneProcess} entries differ from it`,
+      p.entries === p.expected && p.corrupt === 0 && p.computed[0] + p.computed[1] === p.expected && p.entriesDifferingFromOneProcess === 0 ? 'yes (each once, bit for bit)' : 'no'],
+    ['5', `SIGKILL midway, then resumed (${k.expected ?? p.expected} clips, fp32)`, `${k.entriesAfterKill} entries kept, resume: ${k.resumedPresent} present, ${k.resumedComputed} computed`,
       `${k.entriesDifferingFromUninterrupted} entries differ from an uninterrupted run`,
       k.killed && k.resumedPresent === k.entriesAfterKill && k.entriesDifferingFromUninterrupted === 0 ? 'yes (bit for bit)' : 'no'],
     ['6', `held-out accuracy (${h.float32.heldOut?.clips} of ${h.clips ?? ''} clips, fc7 in ${h.computedIn ?? r.settings.precision}; final loss): float32 / bf16 entries`,
