@@ -8,20 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+// The library's seeded generator (mulberry32), so the dataset does not depend on Math.random.
+import { createRandom } from '../dist/data/random.js';
 
 export const motionClasses = ['left', 'right', 'up', 'down', 'zoom-in', 'zoom-out', 'turn-cw', 'turn-ccw'];
-
-/** mulberry32: a small seeded generator, so the dataset does not depend on Math.random. */
-function generator(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hex = (value) => Math.round(value).toString(16).padStart(2, '0');
 const colour = (random, low, high) => `0x${[0, 1, 2].map(() => hex(low + random() * (high - low))).join('')}`;
@@ -71,7 +61,7 @@ function clipArguments(clip, output) {
 
 /** What each clip is drawn with, class after class in turn. */
 export function planDataset({ clips = 600, seed = 1, width = 320, height = 240, fps = 25, minSeconds = 5, maxSeconds = 10 } = {}) {
-  const random = generator(seed);
+  const random = createRandom(seed);
   const plan = [];
   for (let index = 0; index < clips; index += 1) {
     const motion = motionClasses[index % motionClasses.length];

@@ -4,16 +4,15 @@
 // bounded work whatever a hostile header claims.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { decodeVideo, locateFfmpeg, probeVideo, setFfmpegPath } from '../dist/video/index.js';
 import { readAviIndex } from '../dist/video/avi-index.js';
 import { readMatroskaIndex } from '../dist/video/mkv-index.js';
 import { readMp4Index } from '../dist/video/mp4-index.js';
 import { renderColourSegments, renderGraph, runFfmpeg, temporaryFolder } from './helpers/media.mjs';
+import { decodeAll as decodeClips } from './helpers/decode-all.mjs';
 
 const folder = temporaryFolder(after);
 const x264 = ['-c:v', 'libx264', '-pix_fmt', 'yuv420p'];
@@ -74,28 +73,8 @@ const settings = [
   { maxVideoSeconds: 1 },
 ];
 
-const decodeAllSource = `
-  import crypto from 'node:crypto';
-  import { decodeVideo } from ${JSON.stringify(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/video/index.js'))};
-  const [files, settings] = JSON.parse(process.argv[1]);
-  const digests = [];
-  for (const file of files) {
-    for (const options of settings) {
-      try {
-        const clip = await decodeVideo(file, options);
-        digests.push([clip.frames, clip.width, clip.height, crypto.createHash('sha256').update(clip.data).digest('hex')]);
-      } catch (error) {
-        digests.push([error.code, error.message]);
-      }
-    }
-  }
-  console.log(JSON.stringify(digests));
-`;
-
 async function decodeAll(tuning, list, options = settings, environment = {}) {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', decodeAllSource,
-    JSON.stringify([list, options])], { env: { ...process.env, ...environment, VIDEO_RNN_TUNING: tuning }, encoding: 'utf8' });
-  return JSON.parse(stdout);
+  return decodeClips(tuning, list, options, environment);
 }
 
 /** An AVI whose three frame counts all claim 2^31 - 1 frames: a header that lies, consistently. */

@@ -3,14 +3,13 @@
 // wherever the index cannot answer.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeVideo, locateFfmpeg, probeVideo, setFfmpegPath } from '../dist/video/index.js';
 import { readMp4Index } from '../dist/video/mp4-index.js';
 import { renderColourSegments, renderGraph, runFfmpeg, temporaryFolder } from './helpers/media.mjs';
+import { decodeAll } from './helpers/decode-all.mjs';
 
 const folder = temporaryFolder(after);
 const x264 = ['-c:v', 'libx264', '-pix_fmt', 'yuv420p'];
@@ -51,34 +50,8 @@ const settings = [
   { maxVideoSeconds: 1 },
 ];
 
-/** A digest of each clip (or the error's code and message) for every file and setting. */
-const decodeAllSource = `
-  import crypto from 'node:crypto';
-  import { decodeVideo } from ${JSON.stringify(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/video/index.js'))};
-  const [files, settings] = JSON.parse(process.argv[1]);
-  const digests = [];
-  for (const file of files) {
-    for (const options of settings) {
-      try {
-        const clip = await decodeVideo(file, options);
-        digests.push([clip.frames, clip.width, clip.height, crypto.createHash('sha256').update(clip.data).digest('hex')]);
-      } catch (error) {
-        digests.push([error.code, error.message]);
-      }
-    }
-  }
-  console.log(JSON.stringify(digests));
-`;
-
-function decodeAll(tuning) {
-  const output = execFileSync(process.execPath, ['--input-type=module', '-e', decodeAllSource,
-    JSON.stringify([Object.values(files), settings])], { env: { ...process.env, VIDEO_RNN_TUNING: tuning }, encoding: 'utf8' });
-  return JSON.parse(output);
-}
-
-test('frames are byte-identical to the ffprobe path for every setting: fps, maxFrames, frames, size, rotation, limits', () => {
-  const indexed = decodeAll('containerIndex=1');
-  const probed = decodeAll('containerIndex=0');
+test('frames are byte-identical to the ffprobe path for every setting: fps, maxFrames, frames, size, rotation, limits', async () => {
+  const [indexed, probed] = await Promise.all(['containerIndex=1', 'containerIndex=0'].map((tuning) => decodeAll(tuning, Object.values(files), settings)));
   assert.equal(indexed.length, Object.keys(files).length * settings.length);
   assert.deepEqual(indexed, probed);
   assert.ok(indexed.some((entry) => entry[0] === 'E_VIDEO_DECODE' && /lasts 3\.0 s/.test(entry[1])),
