@@ -279,6 +279,47 @@ test('a clip that cannot be decoded: extract exits 1 naming it, the others are s
   assert.ok(stats.bytes < 0.6 * float32Entry, `bf16 entry ${stats.bytes} bytes, float32 ${float32Entry}`);
 });
 
+test('--features-max-gb bounds the store: what does not fit is reported, a later run evicts the least recently used; prune --changed', async () => {
+  const store = path.join(folder, 'bounded');
+  await referenceRun();
+  const entryBytes = fs.statSync(fs.readdirSync(path.join(storeA, 'entries')).map((shard) => path.join(storeA, 'entries', shard))
+    .flatMap((shard) => fs.readdirSync(shard).map((name) => path.join(shard, name)))[0]).size;
+  // Room for about four of the twelve entries (their sizes differ with the frame count).
+  const boundGB = (4.5 * entryBytes) / 2 ** 30;
+  const bound = Math.round(boundGB * 2 ** 30);
+  const first = await extract(store, ['--features-max-gb', String(boundGB)]);
+  assert.equal(first.code, 0, first.stderr);
+  const firstReport = parseJson(first);
+  assert.ok(firstReport.refused > 0 && firstReport.computed > 0, `computed ${firstReport.computed}, refused ${firstReport.refused}`);
+  assert.equal(firstReport.computed + firstReport.refused, clipCount);
+  assert.equal(firstReport.failedCount, 0, 'refused entries are not failures');
+  assert.match(first.stderr, /full|bound/i, 'the size bound warns');
+  const afterFirst = await storeStats(store);
+  assert.ok(afterFirst.bytes <= bound, `${afterFirst.bytes} bytes stored, bound ${bound}`);
+  assert.equal(afterFirst.entries, firstReport.computed);
+  // A new process has its own working set: it may evict the first run's entries to admit its own.
+  const second = parseJson(await extract(store, ['--features-max-gb', String(boundGB)]));
+  assert.equal(second.present, firstReport.computed);
+  assert.ok(second.computed > 0, 'the second run stored entries by evicting the first run\'s');
+  const afterSecond = await storeStats(store);
+  assert.ok(afterSecond.bytes <= bound, `${afterSecond.bytes} bytes stored, bound ${bound}`);
+
+  // A video rewritten in place: its entry goes with --changed, the others stay.
+  const changedStore = path.join(folder, 'changed');
+  fs.cpSync(storeA, changedStore, { recursive: true });
+  const rewritten = path.join(datasetFolder, 'left', fs.readdirSync(path.join(datasetFolder, 'left')).sort()[0]);
+  const original = fs.readFileSync(rewritten);
+  try {
+    fs.writeFileSync(rewritten, Buffer.concat([original, Buffer.alloc(16)]));
+    const pruned = parseJson(await runCli(['features', 'prune', changedStore, '--changed', '--json']));
+    assert.equal(pruned.removed, 1);
+    assert.equal(pruned.reasons.changedSource, 1);
+    assert.equal((await storeStats(changedStore)).entries, clipCount - 1);
+  } finally {
+    fs.writeFileSync(rewritten, original);
+  }
+});
+
 const usageCases = [
   ['extract without --features', ['extract', datasetFolder]],
   ['an unknown --features-dtype', ['extract', datasetFolder, '--features', 'x', '--features-dtype', 'int8']],

@@ -44,7 +44,8 @@ export function samplingFrom(flags: { fps?: number; maxFrames?: number; frames?:
 
 function summaryText(report: ExtractReport, store: string, failed: number): string {
   return `extracted ${report.clips} clips into ${store} in ${seconds(report.seconds)} (${report.clipsPerSecond.toFixed(2)} clips/s): ` +
-    `${report.computed} computed, ${report.present} already present, ${failed} failed`;
+    `${report.computed} computed, ${report.present} already present, ${failed} failed` +
+    (report.refused > 0 ? `, ${report.refused} not kept (the store's size bound)` : '');
 }
 
 export function registerExtract(program: Command): void {
@@ -101,7 +102,7 @@ export function registerExtract(program: Command): void {
         display.stop();
       }
       // The counts are the group's; each rank lists the failures of its own shard.
-      const failedCount = report.clips - report.computed - report.present;
+      const failedCount = report.clips - report.computed - report.present - report.refused;
       if (leader) {
         const precision = precisionInUse(model.device, flags.precision);
         // What this process itself decoded and ran through VGG16: the work a resumed run does not redo.

@@ -31,6 +31,8 @@ export interface ExtractReport {
   computed: number;
   /** Entries already in the store, or written meanwhile by another writer. */
   present: number;
+  /** Entries computed but not kept: the store's size bound refused them (its warning says so). */
+  refused: number;
   /** Samples whose video could not be read or decoded (this rank's), with the error's code. */
   failed: { id: string; code: string; message: string }[];
   seconds: number;
@@ -94,6 +96,7 @@ async function extractDataset(native: NativeModel, context: FeatureContext, data
   const held = new Set<() => Promise<void>>();
   let computed = 0;
   let present = 0;
+  let refused = 0;
 
   // Keys, presence and claims for a batch, then the claimed clips decoded.
   const prepare = async (batch: number[]): Promise<Work[]> => {
@@ -146,8 +149,10 @@ async function extractDataset(native: NativeModel, context: FeatureContext, data
           if (await store.put(item.key, rows[index], item.clip.frames, item.origin)) {
             computed += 1;
             context.counters.writes += 1;
-          } else {
+          } else if (await store.has(item.key)) {
             present += 1;
+          } else {
+            refused += 1;
           }
         }
       } finally {
@@ -198,6 +203,6 @@ async function extractDataset(native: NativeModel, context: FeatureContext, data
   } finally {
     await Promise.all([...held].map((release) => release().catch(() => undefined)));
   }
-  const [clips, computedAll, presentAll] = await settings.sumOverRanks([indices.length, computed, present]);
-  return { clips, computed: computedAll, present: presentAll, failed };
+  const [clips, computedAll, presentAll, refusedAll] = await settings.sumOverRanks([indices.length, computed, present, refused]);
+  return { clips, computed: computedAll, present: presentAll, refused: refusedAll, failed };
 }
