@@ -75,3 +75,25 @@ export class MetricsAccumulator {
     return report;
   }
 }
+
+export interface Prediction {
+  label: string;
+  index: number;
+  score: number;
+  probabilities: Record<string, number>;
+  topK: { label: string; score: number }[];
+}
+
+/** One probability row as a Prediction: the top class, every class's probability, and the top `topK`. */
+export function prediction(classes: readonly string[], row: Float32Array, topK: number): Prediction {
+  const ranked = topIndices(row, Math.min(topK, classes.length));
+  const probabilities: Record<string, number> = {};
+  classes.forEach((label, index) => { probabilities[label] = row[index]; });
+  return {
+    label: classes[ranked[0]],
+    index: ranked[0],
+    score: row[ranked[0]],
+    probabilities,
+    topK: ranked.map((index) => ({ label: classes[index], score: row[index] })),
+  };
+}

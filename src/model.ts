@@ -5,7 +5,7 @@ import type { Clip } from './clip';
 import { BACKBONE_PREFIX, toNativeTensors, withCheckpoint } from './checkpoint';
 import { VideoRNNError, checkInteger, checkString, invalidArgument } from './errors';
 import { DecodeSpec, VideoInput, chunk, groupBySize, nativeClip, pipelined, toClip } from './inputs';
-import { EvalReport, topIndices } from './metrics';
+import { EvalReport, Prediction, prediction } from './metrics';
 import { ConvolutionCounts, NativeModel, addon, callNative } from './native';
 import { ModelConfig, VideoRNNOptions, resolveBackend, resolveConfig } from './options';
 import { FineTuneOptions, ProgressEvent, TrainOptions, TrainReport, TrainingHost, evaluateDataset, runTraining } from './training';
@@ -21,13 +21,7 @@ import type { FeatureStoreOption } from './features/types';
 import { FeatureContext, ModelFeatures, checkFeatureStoreOption, storedEmbeddings, storedProbabilities } from './features/use';
 import { ExtractOptions, ExtractReport, checkExtract, extractShard } from './features/extract';
 
-export interface Prediction {
-  label: string;
-  index: number;
-  score: number;
-  probabilities: Record<string, number>;
-  topK: { label: string; score: number }[];
-}
+export type { Prediction } from './metrics';
 
 export interface ModelStats {
   /** Frames that went through VGG16 (cached clips do not count). */
@@ -297,7 +291,7 @@ export class VideoRNN {
       const native = this.live();
       const features = await this.featureContext(option);
       const probabilities = features ? await storedProbabilities(native, features, inputs, batchSize, this.decodeSpec()) : await this.forEachBatch(inputs, batchSize, (clips) => native.predict(clips.map((clip) => nativeClip(clip))));
-      return probabilities.map((row) => this.prediction(row, topK));
+      return probabilities.map((row) => prediction(this.config.classes, row, topK));
     });
   }
 
@@ -403,19 +397,5 @@ export class VideoRNN {
         }
       });
     return rows;
-  }
-
-  private prediction(row: Float32Array, topK: number): Prediction {
-    const classes = this.config.classes;
-    const ranked = topIndices(row, Math.min(topK, classes.length));
-    const probabilities: Record<string, number> = {};
-    classes.forEach((label, index) => { probabilities[label] = row[index]; });
-    return {
-      label: classes[ranked[0]],
-      index: ranked[0],
-      score: row[ranked[0]],
-      probabilities,
-      topK: ranked.map((index) => ({ label: classes[index], score: row[index] })),
-    };
   }
 }
