@@ -8,7 +8,8 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const prefix = path.resolve(path.dirname(process.execPath), '..');
-const args = ['rebuild', `-j${require('node:os').availableParallelism()}`];
+// node-gyp reads --jobs (a glued -jN is not passed on to make, which then builds one file at a time).
+const args = ['rebuild', '--jobs', String(require('node:os').availableParallelism())];
 if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 
 let nodeGyp;
