@@ -71,7 +71,11 @@ for (const precision of ['bf16', 'fp32']) {
     const native = await addon().createModel({ classes: 2, hiddenSize: 8, precision, device: 'cpu', threads: 2, seed: 3 });
     try {
       const [first, second] = clips;
-      await native.predict([{ ...first, cacheKey: 'first', store: true }, { ...second, cacheKey: 'second', store: true }]);
+      // Each clip stored from a CNN run of its own frames alone, as it is computed again below: in bf16,
+      // oneDNN's kernels may round a few fc7 values differently for another number of rows in the
+      // batch (docs/features.md), so equal inputs mean equal batch compositions.
+      await native.predict([{ ...first, cacheKey: 'first', store: true }]);
+      await native.predict([{ ...second, cacheKey: 'second', store: true }]);
       const counters = native.counters();
       assert.equal(counters.cacheEntries, 2);
       assert.equal(counters.cacheBytes, (first.frames + second.frames) * 4096 * 4);
