@@ -1,4 +1,4 @@
-// A separate process for model.features.test.mjs: an extractor to kill, and training whose peak RSS
+// A separate process for features.extract.test.mjs: an extractor to kill, and training whose peak RSS
 // is measured (VmHWM covers this process alone).
 //   extract VIDEOS STORE          extract a video folder (one rank of a group with WORLD_SIZE set), printing a line
 //                                 per batch and then the report
