@@ -1,7 +1,8 @@
 // Where a predict's time goes: decoding, the transfer into native code, normalisation, the CNN
 // (convolutions, fc6/fc7), LSTM + head, and JavaScript; the CNN's achieved GFLOP/s against the
 // machine's peak; the instruction set oneDNN runs. Ours only (the reference has no such breakdown).
-//   node bench/profile.mjs --work FOLDER [--rounds 2] [--batch 8] [--blas-core CORE] [--out FILE]
+//   node bench/profile.mjs --work FOLDER [--rounds 2] [--batch 8] [--blas-core CORE] [--precision fp32|bf16]
+//        [--verbose-frames 2] (frames of the forward oneDNN's verbose mode times) [--out FILE]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +12,8 @@ import { argument, benchFolder, loadAverage, machine, median, readFixture, round
 const rounds = argument('rounds', 2);
 const batch = argument('batch', 8);
 const blasCore = argument('blas-core', null);
+const precision = argument('precision', 'fp32');
+const verboseFrames = argument('verbose-frames', 2);
 const fixture = readFixture();
 const files = fixture.predict.files;
 const size = fixture.frameSize;
@@ -51,25 +54,31 @@ function peak() {
 /** What oneDNN reports about itself when its verbose mode is on: its ISA and the kernels a forward runs. */
 function oneDnnReport() {
   const script = path.join(benchFolder, 'onednn-verbose.mjs');
-  const output = execFileSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, DNNL_VERBOSE: '1', ONEDNN_VERBOSE: '1' } });
+  const output = execFileSync(process.execPath, [script], { encoding: 'utf8', maxBuffer: 64 << 20,
+    env: { ...process.env, DNNL_VERBOSE: '1', ONEDNN_VERBOSE: '1', BENCH_PRECISION: precision, BENCH_FRAMES: String(verboseFrames) } });
   const all = output.split('\n');
   const lines = all.filter((line) => /^(onednn|dnnl)_verbose,/.test(line));
   const steady = all.slice(all.indexOf('video-rnn: steady forward') + 1).filter((line) => line.includes(',exec,'));
   const isa = lines.find((line) => line.includes(',isa:'))?.split(',isa:')[1]?.split(',')[0] ?? null;
   const version = lines.find((line) => /oneDNN v|DNNL v/.test(line))?.split(',info,')[1]?.split(',')[0] ?? null;
   const kernels = {};
+  const milliseconds = {};
   for (const line of steady) {
-    const [, , , primitive, implementation] = line.split(',');
-    kernels[`${primitive} ${implementation}`] = (kernels[`${primitive} ${implementation}`] ?? 0) + 1;
+    const fields = line.split(',');
+    const [, , , primitive, implementation] = fields;
+    const key = `${primitive} ${implementation}`;
+    kernels[key] = (kernels[key] ?? 0) + 1;
+    // The last field of an exec line is its time in milliseconds.
+    milliseconds[key] = round((milliseconds[key] ?? 0) + Number(fields.at(-1)), 3);
   }
-  return { version, isa, kernelsPerForward: kernels };
+  return { version, isa, frames: verboseFrames, kernelsPerForward: kernels, millisecondsPerForward: milliseconds };
 }
 
 const loadBefore = loadAverage();
 const env = blasCore ? { OPENBLAS_CORETYPE: blasCore } : {};
 const ours = await startOurs({ env });
 try {
-  const settings = await ours.request({ op: 'load', checkpoint: fixture.checkpoint });
+  const settings = await ours.request({ op: 'load', checkpoint: fixture.checkpoint, precision });
   await ours.request({ op: 'predict', files: files.slice(0, 2), batch });
   const runs = [];
   const decodes = [];
@@ -104,7 +113,7 @@ try {
   const cnnMs = phase('convolutions') + phase('classifier');
   writeResults('profile', {
     benchmark: 'where a predict spends its time',
-    workload: { clips: files.length, frames, frameSize: size, hiddenSize: fixture.hiddenSize, batch },
+    workload: { clips: files.length, frames, frameSize: size, hiddenSize: fixture.hiddenSize, batch, precision },
     rounds,
     wallMs: round(wall, 1),
     rows,

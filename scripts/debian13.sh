@@ -6,6 +6,8 @@
 #   bash scripts/debian13.sh create            # make (or finish) the chroot only
 #   bash scripts/debian13.sh test [FILES...]   # copy this working tree in, npm ci, npm test (or FILES)
 #   bash scripts/debian13.sh shell             # an interactive shell inside, with /proc, /sys, /dev mounted
+#   bash scripts/debian13.sh run COMMAND...    # copy this working tree in, npm ci, then run COMMAND there
+#                                              # (e.g. BENCH_WORK=/tmp/w bench/targets.sh: LibTorch 2.6 against torch 2.6)
 #   bash scripts/debian13.sh times             # the slowest test files of the last test run inside
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +108,14 @@ copy_tree() {
 case "${1:-test}" in
   create) create ;;
   shell) create; mount_all; inside bash -l ;;
+  run)
+    shift || true
+    [ "$#" -gt 0 ] || die "run needs a command"
+    create
+    mount_all
+    copy_tree
+    inside bash -c 'cd /work/video-rnn && npm ci && npx tsc -p tsconfig.json && "$@"' debian13 "$@"
+    ;;
   test)
     shift || true
     create
@@ -117,5 +127,5 @@ case "${1:-test}" in
         --test-reporter=./scripts/test-times-reporter.mjs --test-reporter-destination=.tmp/test-times.tsv "$@"; else npm test; fi' debian13 "$@"
     ;;
   times) bash scripts/test-times.sh --report "$ROOT/work/video-rnn/.tmp/test-times.tsv" ;;
-  *) die "unknown command $1 (create, test, shell, times)" ;;
+  *) die "unknown command $1 (create, test, run, shell, times)" ;;
 esac
