@@ -19,7 +19,12 @@ async function main(argv: string[]): Promise<number> {
     // Commander has already shown the help when no command was given.
     if (error instanceof CommanderError && error.code === 'commander.help') return code;
     const verbose = program.opts().verbose === true || argv.includes('--verbose');
-    const command = argv.slice(2).find((word) => program.commands.some((candidate) => candidate.name() === word));
+    // The command whose help to name: with its subcommand where it has them (`features prune`).
+    const words = argv.slice(2);
+    const at = words.findIndex((word) => program.commands.some((candidate) => candidate.name() === word));
+    const parent = at < 0 ? undefined : program.commands.find((candidate) => candidate.name() === words[at]);
+    const child = parent?.commands.find((candidate) => candidate.name() === words[at + 1]);
+    const command = parent === undefined ? undefined : child === undefined ? parent.name() : `${parent.name()} ${child.name()}`;
     process.stderr.write(errorLine(error, command) + '\n');
     if (verbose && !(error instanceof CommanderError)) process.stderr.write(errorDetails(error) + '\n');
     return code;

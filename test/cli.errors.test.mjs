@@ -45,6 +45,15 @@ for (const [what, args] of usageCases) {
   });
 }
 
+test('a usage error names the help of the command it is in, subcommand included', async () => {
+  for (const [args, help] of [[['train', folder], 'video-rnn train --help'], [['features', 'prune'], 'video-rnn features prune --help'],
+    [['features', 'stats', folder, '--colour'], 'video-rnn features stats --help']]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, result.stderr);
+    assert.ok(result.stderr.trimEnd().endsWith(`(see: ${help})`), `${args.join(' ')}: ${result.stderr}`);
+  }
+});
+
 test('no command prints the help on stderr and exits 2', async () => {
   const result = await runCli([]);
   assert.equal(result.code, 2);

@@ -344,6 +344,25 @@ test('keys follow the content: videoDigest rehashes a changed file only, feature
   }
 });
 
+test('a stale claim left set aside by a writer that died is a temporary file: prune removes it once older than the claim TTL', async () => {
+  const { store } = await openStore({ path: newFolder(), claimTtlMs: 300 });
+  const claims = path.join(store.path, 'claims');
+  fs.mkdirSync(claims, { recursive: true });
+  const aside = path.join(claims, `${storeKey(1)}.claim.0123456789abcdef.stale`);
+  // What a writer sets aside is the old claim, with its old mtime: the age that counts is the rename's.
+  fs.writeFileSync(aside, JSON.stringify({ host: os.hostname(), pid: deadPid(), time: 0, token: 'old' }));
+  fs.utimesSync(aside, new Date(0), new Date(0));
+  const size = fs.statSync(aside).size;
+  assert.equal((await store.stats()).temporaryFiles, 1);
+  assert.equal((await store.prune({})).reasons.temporaryFile, 0, 'just set aside: a live writer may still put it back');
+  assert.ok(fs.existsSync(aside));
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const report = await store.prune({});
+  assert.deepEqual([report.reasons.temporaryFile, report.removed, report.bytesFreed], [1, 1, size]);
+  assert.ok(!fs.existsSync(aside));
+  assert.equal((await store.stats()).temporaryFiles, 0);
+});
+
 test('stats counts entries per backbone, claims and bad entries; prune removes what it is asked to (or only reports)', async () => {
   const { store } = await openStore({ path: newFolder(), claimTtlMs: 60_000 });
   const other = 'cd'.repeat(32);

@@ -4,6 +4,7 @@
 //   DIR/entries/<2 hex>/<key>.feat    one entry (entry.ts); <2 hex> is the key's first byte
 //   DIR/entries/<2 hex>/.<key>.<pid>.<host hex>.<random>.tmp   an entry being written
 //   DIR/claims/<key>.claim            a writer computing that entry (claims.ts)
+//   DIR/claims/<key>.claim.<token>.stale   a stale claim set aside while a writer takes it over
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -58,7 +59,15 @@ export async function listStore(root: string, withTemporaries = true): Promise<L
     }
   }
   for (const name of await names(path.join(root, 'claims'))) {
-    if (name.endsWith('.claim')) listing.claims.push({ key: name.slice(0, -'.claim'.length), file: path.join(root, 'claims', name) });
+    const file = path.join(root, 'claims', name);
+    if (name.endsWith('.claim')) {
+      listing.claims.push({ key: name.slice(0, -'.claim'.length), file });
+    } else if (withTemporaries && /^[0-9a-f]+\.claim\.[0-9a-f]+\.stale$/.test(name)) {
+      // A stale claim a writer set aside to take over (claims.ts), left behind when it died before
+      // removing it. Judged by its ctime, which the rename set: its mtime is the old claim's.
+      const stats = await fs.promises.stat(file).catch(() => undefined);
+      if (stats?.isFile()) listing.temporaries.push({ file, pid: Number.NaN, host: '', mtimeMs: stats.ctimeMs });
+    }
   }
   return listing;
 }
