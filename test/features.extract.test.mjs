@@ -7,10 +7,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { VideoRNN, makeSyntheticDataset } from '../dist/index.js';
+import { VideoRNN } from '../dist/index.js';
 import { freePort } from '../dist/free-port.js';
 import { tempDir } from './helpers/clips.mjs';
-import { counted, runWorker, same, withNewModel } from './helpers/features-model.mjs';
+import { counted, featureClips, runWorker, same, withNewModel } from './helpers/features-model.mjs';
 
 const dir = tempDir();
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -26,9 +26,7 @@ const store = (name) => path.join(dir, name);
 const withModel = (extra, work) => withNewModel({ ...options, ...extra }, work);
 
 before(async () => {
-  data = await makeSyntheticDataset(path.join(dir, 'videos'), { classes, perClass: 4, size: 32, minFrames: 2, maxFrames: 4, seed: 3 });
-  files = Array.from({ length: data.size }, (_, index) => data.sample(index).source);
-  framesTotal = data.clips.reduce((sum, clip) => sum + clip.frames, 0);
+  ({ data, files, framesTotal } = await featureClips(path.join(dir, 'videos'), classes));
   reference = await VideoRNN.create(options);
 });
 after(() => reference?.dispose());

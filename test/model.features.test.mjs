@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { VideoRNN, makeSyntheticDataset } from '../dist/index.js';
 import { tempDir } from './helpers/clips.mjs';
-import { counted, counters, same, warningsDuring, withNewModel } from './helpers/features-model.mjs';
+import { counted, counters, featureClips, same, warningsDuring, withNewModel } from './helpers/features-model.mjs';
 
 const dir = tempDir();
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -28,9 +28,7 @@ const store = (name) => path.join(dir, name);
 const withModel = (extra, work) => withNewModel({ ...options, ...extra }, work);
 
 before(async () => {
-  data = await makeSyntheticDataset(path.join(dir, 'videos'), { classes, perClass: 4, size: 32, minFrames: 2, maxFrames: 4, seed: 3 });
-  files = Array.from({ length: data.size }, (_, index) => data.sample(index).source);
-  framesTotal = data.clips.reduce((sum, clip) => sum + clip.frames, 0);
+  ({ data, files, framesTotal } = await featureClips(path.join(dir, 'videos'), classes));
   reference = await VideoRNN.create(options);
   referenceRows = await reference.embed(files);
   plain = { predictions: await reference.predict(files), evaluation: await reference.evaluate(data) };

@@ -3,9 +3,16 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VideoRNN } from '../../dist/index.js';
+import { VideoRNN, makeSyntheticDataset } from '../../dist/index.js';
 
 const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'features-worker.mjs');
+
+/** The 8 short clips both files use (2 classes, 2 to 4 frames of 32 px), their paths and their frame count. */
+export async function featureClips(folder, classes) {
+  const data = await makeSyntheticDataset(folder, { classes, perClass: 4, size: 32, minFrames: 2, maxFrames: 4, seed: 3 });
+  const files = Array.from({ length: data.size }, (_, index) => data.sample(index).source);
+  return { data, files, framesTotal: data.clips.reduce((sum, clip) => sum + clip.frames, 0) };
+}
 
 export const bits = (rows) => Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
 export const same = (a, b) => a.length === b.length && bits(a).equals(bits(b));
