@@ -34,13 +34,18 @@ export interface Tuning {
   launcher: boolean;
   /** Stream facts of MP4/MOV, Matroska/WebM and AVI files from their own index, read here, instead of from ffprobe (src/video/*-index.ts). */
   containerIndex: boolean;
+  /**
+   * Most videos one ffmpeg process decodes (src/video/group.ts): videos waiting for a process
+   * share one, so that each pays a fraction of ffmpeg's start. 1 starts a process per video.
+   */
+  decodeGroup: number;
 }
 
 export type WinogradKernel = 'auto' | 'baseline' | 'avx2' | 'avx512';
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, bf16Prepacked: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, bf16Prepacked: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true, decodeGroup: 8 };
 type NumericKey = Exclude<keyof Tuning, 'winogradKernel'>;
-const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], bf16Prepacked: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1] };
+const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], bf16Prepacked: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1], decodeGroup: [1, 64] };
 // Settings that take one of a few names instead of a number.
 const choices: { winogradKernel: readonly WinogradKernel[] } = { winogradKernel: ['auto', 'baseline', 'avx2', 'avx512'] };
 

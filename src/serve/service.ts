@@ -7,7 +7,7 @@ import type { Clip } from '../clip';
 import { ErrorCode, VideoRNNError, checkInteger, checkString, invalidArgument } from '../errors';
 import { VideoInput, checkClip } from '../inputs';
 import type { Prediction, VideoRNN } from '../model';
-import { decodeVideo } from '../video';
+import { VideoDecoder, decodeSlots } from '../video';
 import { onAbort } from '../video/abort';
 import { Semaphore } from '../video/semaphore';
 import { PredictionServiceOptions, ServiceLimits, resolveLimits } from './options';
@@ -22,6 +22,7 @@ export interface ServicePredictOptions {
 export interface ServiceStats {
   /** Clips accepted and not yet in a running batch: decoding, or decoded and waiting. */
   queued: number;
+  /** Videos being decoded, or waiting for an ffmpeg process. */
   decoding: number;
   /** Clips in the batch the model is running now. */
   running: number;
@@ -79,6 +80,7 @@ export class PredictionService extends EventEmitter {
   readonly model: VideoRNN;
   readonly limits: Readonly<ServiceLimits>;
   private readonly decodeSlots: Semaphore;
+  private readonly decoder: VideoDecoder;
   private readonly ready: Item[] = [];
   private readonly calls = new Set<Promise<unknown>>();
   private pending = 0;
@@ -98,6 +100,8 @@ export class PredictionService extends EventEmitter {
     this.model = model;
     this.limits = Object.freeze(resolveLimits(options));
     this.decodeSlots = new Semaphore(this.limits.decodeConcurrency);
+    // Each ffmpeg process takes a slot of the service's and one of the process-wide limit.
+    this.decoder = new VideoDecoder([this.decodeSlots, decodeSlots]);
   }
 
   get stats(): ServiceStats {
@@ -197,26 +201,20 @@ export class PredictionService extends EventEmitter {
   private async decode(item: Item, file: string): Promise<void> {
     const { call } = item;
     const signal = call.controller.signal;
-    let release: (() => void) | undefined;
+    this.decodingNow += 1;
     try {
-      release = await this.decodeSlots.acquire(signal, `Decoding "${file}"`);
-      if (call.settled) return;
-      this.decodingNow += 1;
-      try {
-        // decodeVideo checks the stated duration before decoding and the decoded timestamps while it
-        // decodes, and refuses a video that states none: one process start, not a probe and a decode.
-        const { maxVideoSeconds } = this.limits;
-        const { frameSize, sampling } = this.model.config;
-        const clip = await decodeVideo(file, { size: frameSize, ...sampling, signal, ...(maxVideoSeconds === undefined ? {} : { maxVideoSeconds }) });
-        this.counts.videosDecoded += 1;
-        if (!call.settled) this.markReady(item, clip);
-      } finally {
-        this.decodingNow -= 1;
-      }
+      // decodeVideo checks the stated duration before decoding and the decoded timestamps while it
+      // decodes, and refuses a video that states none. Videos waiting for a process at the same time
+      // share one (src/video/group.ts).
+      const { maxVideoSeconds } = this.limits;
+      const { frameSize, sampling } = this.model.config;
+      const clip = await this.decoder.decode(file, { size: frameSize, ...sampling, signal, ...(maxVideoSeconds === undefined ? {} : { maxVideoSeconds }) });
+      this.counts.videosDecoded += 1;
+      if (!call.settled) this.markReady(item, clip);
     } catch (error) {
       this.fail(call, error);
     } finally {
-      release?.();
+      this.decodingNow -= 1;
     }
   }
 

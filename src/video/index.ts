@@ -1,4 +1,5 @@
-export { decodeVideo, probeVideo, decodeConcurrency } from './decode';
+export { probeVideo, decodeConcurrency, slots as decodeSlots } from './decode';
+export { decodeVideo, VideoDecoder } from './group';
 export type { DecodeOptions, ProbeOptions } from './sampling';
 export type { VideoInfo } from './probe';
 export { ffmpegPath, ffprobePath, locateFfmpeg, setFfmpegPath } from './ffmpeg';

@@ -1,9 +1,11 @@
 /**
- * The helper process of launcher.ts: runs each ffmpeg or ffprobe job it is sent with process.ts's
- * own code, sends stdout chunks and the outcome back, and stops a job when asked. When its parent
- * goes (the IPC channel closes), it stops every job and exits once their processes are gone.
+ * The helper process of launcher.ts: runs each ffmpeg or ffprobe job it is sent with the code of
+ * process.ts (or outputs.ts), sends output chunks and the outcome back, and stops a job when asked.
+ * When its parent goes (the IPC channel closes), it stops every job and exits once their processes
+ * are gone.
  */
 import type { LauncherReply, LauncherRequest } from './launcher';
+import { runFfmpegOutputsHere } from './outputs';
 import { runFfmpegHere, runFfprobeHere } from './process';
 
 // What `ps` and /proc/PID/comm show for it (at most 15 characters there).
@@ -29,7 +31,9 @@ process.on('message', (request: LauncherRequest) => {
       output: 'file' in request.job.output ? request.job.output : { onData: (chunk) => send({ id, data: chunk }) },
       signal: controller.signal,
     })
-    : runFfprobeHere({ ...request.job, signal: controller.signal });
+    : request.kind === 'outputs'
+      ? runFfmpegOutputsHere({ ...request.job, onData: (output, chunk) => send({ id, data: chunk, output }), signal: controller.signal })
+      : runFfprobeHere({ ...request.job, signal: controller.signal });
   work.then(
     (result) => send({ id, result }),
     (error: { code?: unknown; message?: unknown }) => send({ id, error: {

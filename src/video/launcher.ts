@@ -34,19 +34,33 @@ export interface RemoteFfprobeJob {
   cwd: string;
 }
 
+/** Several outputs, each to a pipe of its own (outputs.ts). */
+export interface RemoteOutputsJob {
+  binary: string;
+  args: string[];
+  outputs: number;
+  niceness?: number;
+  maxOutputSeconds?: number;
+  maxOutputReason?: string;
+  timeoutMs: number;
+  what: string;
+  cwd: string;
+}
+
 export type LauncherRequest =
   | { kind: 'ffmpeg'; id: number; job: RemoteFfmpegJob }
+  | { kind: 'outputs'; id: number; job: RemoteOutputsJob }
   | { kind: 'ffprobe'; id: number; job: RemoteFfprobeJob }
   | { kind: 'stop'; id: number };
 
 export type LauncherReply =
-  | { id: number; data: Uint8Array }
+  | { id: number; data: Uint8Array; output?: number }
   | { id: number; result: string[] | string }
   | { id: number; error: { code: string; message: string } };
 
 interface Pending {
   what: string;
-  onData?: (chunk: Uint8Array) => void;
+  onData?: (chunk: Uint8Array, output: number) => void;
   settle: (error: unknown, result?: unknown) => void;
 }
 
@@ -68,7 +82,7 @@ function start(): Helper {
   child.on('message', (reply: LauncherReply) => {
     const pending = state.pending.get(reply.id);
     if (pending === undefined) return;
-    if ('data' in reply) pending.onData?.(reply.data);
+    if ('data' in reply) pending.onData?.(reply.data, reply.output ?? 0);
     else if ('result' in reply) pending.settle(null, reply.result);
     else pending.settle(new VideoRNNError(reply.error.code as VideoRNNError['code'], reply.error.message));
   });
@@ -108,8 +122,9 @@ export function startLauncher(): void {
  * Runs a job in the helper. An abort, or `onData` throwing, stops the job there; the Promise settles
  * once the helper reports the process gone, with the abort or the consumer's error.
  */
-export function runRemote<T>(request: { kind: 'ffmpeg'; job: RemoteFfmpegJob } | { kind: 'ffprobe'; job: RemoteFfprobeJob },
-  signal: AbortSignal | undefined, onData?: (chunk: Buffer) => void): Promise<T> {
+export function runRemote<T>(
+  request: { kind: 'ffmpeg'; job: RemoteFfmpegJob } | { kind: 'outputs'; job: RemoteOutputsJob } | { kind: 'ffprobe'; job: RemoteFfprobeJob },
+  signal: AbortSignal | undefined, onData?: (chunk: Buffer, output: number) => void): Promise<T> {
   const state = helper ?? start();
   const id = nextId++;
   const what = request.job.what;
@@ -123,10 +138,10 @@ export function runRemote<T>(request: { kind: 'ffmpeg'; job: RemoteFfmpegJob } |
     };
     state.pending.set(id, {
       what,
-      onData: onData && ((chunk) => {
+      onData: onData && ((chunk, output) => {
         if (stoppedBy !== null) return;
         try {
-          onData(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          onData(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), output);
         } catch (error) {
           stop(error);
         }

@@ -1,27 +1,24 @@
 /**
- * The only module that starts ffmpeg or ffprobe. fluent-ffmpeg is archived upstream, so nothing else
- * may import it: replacing it with child_process.spawn means rewriting runFfmpeg and nothing more.
+ * Starts ffmpeg (through fluent-ffmpeg) for one output, and ffprobe. Besides this module only
+ * outputs.ts starts ffmpeg: for several outputs at once, which fluent-ffmpeg cannot pipe.
+ * fluent-ffmpeg is archived upstream, so nothing else may import it: replacing it with
+ * child_process.spawn means rewriting runFfmpeg and nothing more.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import os from 'node:os';
 import { Writable } from 'node:stream';
 import fluentFfmpeg from 'fluent-ffmpeg';
 import { VideoRNNError } from '../errors';
 import { tuning } from '../tuning';
-import { onAbort } from './abort';
 import { runRemote, startLauncher } from './launcher';
 import { refusalFrom } from './limits';
+import {
+  type OutputTimeLimit, type ProcessLimits, StderrTail, Supervisor, keptStderrLines, lastLine, lowerPriority,
+  progressArguments, spawnFailure, startTurn, watchStderrLine,
+} from './supervisor';
 
-export interface ProcessLimits {
-  signal?: AbortSignal;
-  timeoutMs: number;
-  /** Names the work in error messages, e.g. `Decoding "clip.mp4"`. */
-  what: string;
-  /** The working folder relative names resolve against; this process's by default. */
-  cwd?: string;
-}
+export { lastLine, type ProcessLimits };
 
-export interface FfmpegJob extends ProcessLimits {
+export interface FfmpegJob extends ProcessLimits, OutputTimeLimit {
   binary: string;
   /**
    * A file (prefix it with `file:`), passed as one argv element, never through a shell. Absent for a
@@ -35,128 +32,11 @@ export interface FfmpegJob extends ProcessLimits {
   output: { file: string } | { onData: (chunk: Buffer) => void };
   /** Scheduling niceness for the process (0: as this process), set right after it starts. */
   niceness?: number;
-  /**
-   * Stops ffmpeg with E_VIDEO_DECODE once its output's timestamps pass this many seconds, read from
-   * its `-progress` reports (twice a second, and once at the end): decoded time, not the header's.
-   */
-  maxOutputSeconds?: number;
-  /** Names the option that maxOutputSeconds comes from, for the error message. */
-  maxOutputReason?: string;
 }
 
 export interface FfprobeJob extends ProcessLimits {
   binary: string;
   args: string[];
-}
-
-const keptStderrLines = 20;
-
-/** The last lines of a process's stderr: the error that matters is at the end, and the rest may be megabytes. */
-class StderrTail {
-  readonly lines: string[] = [];
-  private partial = '';
-
-  pushLine(line: string): void {
-    const trimmed = line.trim();
-    if (trimmed.length === 0) return;
-    this.lines.push(trimmed);
-    if (this.lines.length > keptStderrLines) this.lines.shift();
-  }
-
-  pushText(text: string): void {
-    const pieces = (this.partial + text).split(/\r\n|\r|\n/);
-    this.partial = pieces.pop() ?? '';
-    for (const piece of pieces) this.pushLine(piece);
-  }
-
-  finish(): string[] {
-    this.pushLine(this.partial);
-    this.partial = '';
-    return this.lines;
-  }
-}
-
-export function lastLine(lines: readonly string[]): string {
-  return lines.length > 0 ? lines[lines.length - 1] : '(no message)';
-}
-
-function seconds(milliseconds: number): string {
-  return `${Number((milliseconds / 1000).toFixed(3))} s`;
-}
-
-/**
- * Abort and timeout both end in SIGKILL: a decoder stuck on a corrupt file does not react to SIGTERM
- * reliably, and nothing it would flush on exit is wanted.
- */
-class Supervisor {
-  stopError: VideoRNNError | null = null;
-  /** Called after a stop, for callers that may already be waiting on something other than the exit. */
-  onStop: () => void = () => undefined;
-  private child: ChildProcess | undefined;
-  private readonly timer: NodeJS.Timeout;
-  private readonly unsubscribe: () => void;
-
-  constructor(private readonly limits: ProcessLimits, private readonly stderr: StderrTail, binaryName: string) {
-    this.timer = setTimeout(() => {
-      this.stop(new VideoRNNError('E_VIDEO_DECODE', `${limits.what} timed out after ${seconds(limits.timeoutMs)}; ` +
-        `the file may be corrupt or not a regular file. Last ${binaryName} message: ${lastLine(stderr.lines)}`));
-    }, limits.timeoutMs);
-    this.unsubscribe = onAbort(limits.signal, () => {
-      this.stop(new VideoRNNError('E_ABORTED', `${limits.what} was aborted`, { cause: limits.signal?.reason }));
-    });
-  }
-
-  attach(child: ChildProcess): void {
-    this.child = child;
-    if (this.stopError !== null) child.kill('SIGKILL');
-  }
-
-  stop(error: VideoRNNError): void {
-    if (this.stopError === null) this.stopError = error;
-    this.child?.kill('SIGKILL');
-    this.onStop();
-  }
-
-  /** Resolves once the child is gone, so a caller that sees the promise settle sees no process left. */
-  async exited(): Promise<void> {
-    const child = this.child;
-    if (child === undefined || child.pid === undefined) return;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  }
-
-  dispose(): void {
-    clearTimeout(this.timer);
-    this.unsubscribe();
-  }
-}
-
-/** A system call (no renice process): decoding then runs in the time the CNN's threads leave. */
-function lowerPriority(pid: number, niceness: number): void {
-  try {
-    os.setPriority(pid, Math.min(19, os.getPriority(pid) + niceness));
-  } catch {
-    // The process may already have exited; its priority no longer matters then.
-  }
-}
-
-// Starting a process holds the event loop for as long as the kernel takes to fork this one (tens of
-// milliseconds with a VGG16 loaded; bench/event-loop-trace.mjs). Two starts in one turn of the loop
-// add up, so each start waits for a turn of its own.
-let lastStartTurn: Promise<void> = Promise.resolve();
-
-function startTurn(): Promise<void> {
-  const turn = lastStartTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
-  lastStartTurn = turn;
-  return turn;
-}
-
-function spawnFailure(binary: string, error: Error): VideoRNNError | null {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'EACCES' || /Cannot find ffmpeg/.test(error.message)) {
-    return new VideoRNNError('E_NO_FFMPEG', `Cannot run ${binary}: ${error.message}`, { cause: error });
-  }
-  return null;
 }
 
 /**
@@ -247,7 +127,7 @@ export function runFfmpegHere(job: FfmpegJob): Promise<string[]> {
       // With no input, the global options lead the output's.
       if (job.input !== undefined) command.input(job.input).inputOptions(...job.inputOptions);
       // Progress reports (key=value lines) share stderr with errors; the handler above tells them apart.
-      const progress = job.maxOutputSeconds === undefined ? [] : ['-progress', 'pipe:2', '-stats_period', '0.5'];
+      const progress = progressArguments(job);
       command.output(target)
         .outputOptions(...(job.input !== undefined ? [...job.outputOptions, ...progress]
           : [...job.inputOptions, ...job.outputOptions, ...progress]));
@@ -256,16 +136,7 @@ export function runFfmpegHere(job: FfmpegJob): Promise<string[]> {
         if (child !== undefined) supervisor.attach(child);
         if (child?.pid !== undefined && job.niceness) lowerPriority(child.pid, job.niceness);
       });
-      command.on('stderr', (line: string) => {
-        const report = /^([a-z_0-9]+)=(\S*)$/.exec(line.trim());
-        if (report === null || job.maxOutputSeconds === undefined) return stderr.pushLine(line);
-        if (report[1] !== 'out_time_us' || job.maxOutputSeconds === undefined || !/^\d+$/.test(report[2])) return;
-        const seconds = Number(report[2]) / 1e6;
-        if (seconds > job.maxOutputSeconds) {
-          supervisor.stop(new VideoRNNError('E_VIDEO_DECODE', `${job.what}: refused: the decoded video runs past ` +
-            `${seconds.toFixed(1)} s, longer than allowed (${job.maxOutputReason ?? 'maxVideoSeconds'})`));
-        }
-      });
+      command.on('stderr', (line: string) => watchStderrLine(line, job, stderr, supervisor));
       command.on('error', (error: Error) => { commandResult ??= { error }; settle(); });
       command.on('end', () => { commandResult ??= { error: null }; settle(); });
     } catch (error) {

@@ -157,11 +157,17 @@ export function outputGeometry(stream: VideoStream, settings: DecodeOptions): Ou
 
 /**
  * A decode is allowed 30 s plus 1 s per 10 megapixels of source video: far above real decoding
- * speed on slow machines, so only a hung ffmpeg ever reaches it.
+ * speed on slow machines, so only a hung ffmpeg ever reaches it. Several videos decoded by one
+ * process share the 30 s and add up their pixels.
  */
-export function defaultDecodeTimeout(stream: VideoStream): number {
-  const pixels = Math.max(stream.frames, stream.duration * stream.fps, 1) * stream.width * stream.height;
+export function defaultDecodeTimeout(...streams: VideoStream[]): number {
+  const pixels = streams.reduce((sum, stream) => sum + sourcePixels(stream), 0);
   return Math.min(largestTimeout, Math.ceil(30_000 + pixels / 10_000));
+}
+
+/** The pixels a decoder goes through for a stream, by its stated frame count or duration. */
+export function sourcePixels(stream: VideoStream): number {
+  return Math.max(stream.frames, stream.duration * stream.fps, 1) * stream.width * stream.height;
 }
 
 export const defaultProbeTimeout = 60_000;
