@@ -13,6 +13,7 @@
         "native/state.cpp",
         "native/tensor_file.cpp",
         "native/phase_times.cpp",
+        "native/pooled_fc6.cpp",
         "native/prepacked_features.cpp",
         "native/winograd.cpp",
         "native/memory.cpp",

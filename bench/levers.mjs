@@ -1,12 +1,13 @@
 // Each performance lever measured on its own: our predict (the fixture's clips, batch 8) in worker
 // processes that differ in one setting only, rounds alternating the order. A lever pays when its
 // median ratio to the baseline, taken round by round, is clearly above 1.
-//   node bench/levers.mjs --work FOLDER [--rounds 2] [--clips 32] [--only NAME,...] [--blas-core CORE] [--out FILE]
+//   node bench/levers.mjs --work FOLDER [--rounds 2] [--clips 32] [--only NAME,...] [--precision fp32|bf16] [--blas-core CORE] [--out FILE]
 import { backendInfo } from '../dist/index.js';
 import { argument, loadAverage, machine, median, readFixture, round, startOurs, writeResults } from './common.mjs';
 
 const rounds = argument('rounds', 2);
 const blasCore = argument('blas-core', null);
+const precision = argument('precision', 'fp32');
 const fixture = readFixture();
 const files = fixture.predict.files.slice(0, argument('clips', fixture.predict.files.length));
 const base = blasCore ? { OPENBLAS_CORETYPE: blasCore } : {};
@@ -24,6 +25,8 @@ const variants = {
   'ffmpeg at nice 10 (decodeNice=10)': { VIDEO_RNN_TUNING: 'decodeNice=10' },
   "ffmpeg's own thread count (ffmpegThreads=0)": { VIDEO_RNN_TUNING: 'ffmpegThreads=0' },
   'CNN chunks of 8 frames (chunkFrames=8)': { VIDEO_RNN_TUNING: 'chunkFrames=8' },
+  'one ffmpeg process per video (decodeGroup=1)': { VIDEO_RNN_TUNING: 'decodeGroup=1' },
+  'fc6 after the average pool, not folded with it (pooledFc6=0)': { VIDEO_RNN_TUNING: 'pooledFc6=0' },
 };
 const only = argument('only', null);
 // A Winograd kernel this CPU lacks cannot be forced (E_INVALID_ARGUMENT): left out, and said so.
@@ -42,7 +45,7 @@ try {
   for (const [name, env] of chosen) {
     const side = await startOurs({ env: { ...base, ...env }, name });
     sides.push({ name, side });
-    await side.request({ op: 'load', checkpoint: fixture.checkpoint });
+    await side.request({ op: 'load', checkpoint: fixture.checkpoint, precision });
     await side.request({ op: 'predict', files: files.slice(0, 2), batch: 8 });  // warm: oneDNN kernels built
   }
   const seconds = Object.fromEntries(sides.map(({ name }) => [name, []]));
@@ -66,7 +69,7 @@ try {
   const baseline = seconds[sides[0].name];
   writeResults('levers', {
     benchmark: 'one lever at a time: our predict with one setting changed',
-    workload: { clips: files.length, frameSize: fixture.frameSize, batch: 8 },
+    workload: { clips: files.length, frameSize: fixture.frameSize, batch: 8, precision },
     rounds,
     variants: Object.fromEntries(sides.map(({ name }) => [name, {
       medianSeconds: round(median(seconds[name]), 3),

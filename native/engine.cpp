@@ -92,6 +92,7 @@ Engine::Engine(const EngineConfig& config)
   model_->embedding->use_prepacked_convolutions(config.prepacked_convolutions);
   model_->embedding->use_bf16_prepacked_convolutions(config.bf16_prepacked_convolutions);
   model_->embedding->use_winograd_convolutions(config.winograd_convolutions);
+  model_->embedding->use_pooled_fc6(config.pooled_fc6);
   model_->embedding->use_winograd_kernel(config.winograd_kernel);
   model_->to(device_);
   if (config.channels_last) {
@@ -391,7 +392,8 @@ std::string Engine::backbone_fingerprint() {
 
 // No lock: counters are read from the JavaScript thread while a call may be running.
 Counters Engine::counters() const {
-  return {frames_embedded_, cache_.hits(), cache_.entries(), cache_.bytes(), model_->embedding->convolution_counts()};
+  return {frames_embedded_, cache_.hits(), cache_.entries(), cache_.bytes(), model_->embedding->convolution_counts(),
+          model_->embedding->pooled_fc6_forwards()};
 }
 
 int64_t Engine::parameter_bytes() const {

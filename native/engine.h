@@ -31,6 +31,7 @@ struct EngineConfig {
   bool prepacked_convolutions = true;  // oneDNN-blocked conv weights where no autograd/autocast runs
   bool bf16_prepacked_convolutions = false;  // bf16 autocast's convolutions prepacked in bf16 instead
   bool winograd_convolutions = true;   // within that path, Winograd F(4x4, 3x3) where it applies
+  bool pooled_fc6 = true;              // fc6 folded with the average pool below 224 px (pooled_fc6.h)
   WinogradKernel winograd_kernel = WinogradKernel::kAuto;  // its products kernel (winograd.h)
   bool huge_pages = true;          // CPU tensors of 4 MiB or more in huge pages, process-wide (memory.h)
 };
@@ -68,6 +69,7 @@ struct Counters {
   int64_t cache_entries = 0;
   int64_t cache_bytes = 0;
   ConvolutionCounts convolutions{};  // per path, one per convolution layer per forward
+  int64_t pooled_fc6 = 0;            // forwards whose fc6 ran folded with the pool (pooled_fc6.h)
 };
 
 class Engine {

@@ -32,7 +32,9 @@ const std::vector<int64_t> kConfigD = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
 // (CMakeLists.txt, binding.gyp), against the libgomp LibTorch itself links, so the Winograd
 // convolutions spread over the intra-op threads; a build without it must still split fc6 and fc7.
 // Only on the CPU (CUDA runs one kernel), and only where no gradient is recorded.
-// `cast`, where defined, is the weight already in autocast's dtype (Vgg16Impl::cast_weight).
+// `cast`, where defined, is the weight to use instead of the layer's own: already in autocast's
+// dtype (Vgg16Impl::cast_weight), or fc6 folded with the pool (pooled_fc6.h), never while a
+// gradient is recorded.
 torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& linear, const torch::Tensor& cast) {
   const auto& weight = cast.defined() ? cast : linear.weight;
   const auto& bias = linear.bias;
@@ -41,6 +43,8 @@ torch::Tensor parallel_linear(const torch::Tensor& x, torch::nn::LinearImpl& lin
   if (records_grad || !x.is_cpu()) return linear.forward(x);
   if (threads <= 1 || at::in_parallel_region()) {
     if (!cast.defined()) return linear.forward(x);
+    // Under autocast, linear casts a float weight to autocast's dtype as it does the layer's own.
+    if (cast.scalar_type() == linear.weight.scalar_type()) return torch::linear(x, cast, bias);
     return torch::addmm(bias.to(cast.scalar_type()), x.to(cast.scalar_type()), cast.t());
   }
   // Autocast is thread-local, and so is its CPU dtype: cast as autocast does for linear on this
@@ -152,29 +156,47 @@ Vgg16Impl::Vgg16Impl() {
 
 torch::Tensor Vgg16Impl::forward(const torch::Tensor& x) {
   torch::Tensor y;
+  auto& fc6 = *classifier->ptr(0)->as<torch::nn::Linear>();
+  torch::Tensor folded_fc6;  // fc6 folded with the pool (pooled_fc6.h), where it applies
   {
     PhaseTimer timer(Phase::kConvolutions);
     auto mode = PrepackedFeatures::applies(x, features, bf16_prepacked_enabled_);
     if (mode == PrepackedMode::kFloat && !prepacked_enabled_) mode = PrepackedMode::kNone;
     if (mode == PrepackedMode::kNone) prepacked_->count_dense(convolution_layers_);
     auto mapped = mode != PrepackedMode::kNone ? prepacked_->forward(x, features, mode) : features->forward(x);
-    y = torch::flatten(avgpool->forward(mapped), 1);
+    const bool records_grad = torch::GradMode::is_enabled() && (mapped.requires_grad() || fc6.weight.requires_grad());
+    if (pooled_fc6_enabled_ && mapped.is_cpu() && !records_grad && PooledFc6::pays(mapped.size(2), mapped.size(3))) {
+      folded_fc6 = pooled_fc6_.weight(fc6.weight, mapped.size(2), mapped.size(3),
+                                      bf16_cast_applies(fc6.weight) ? at::kBFloat16 : fc6.weight.scalar_type());
+      y = torch::flatten(mapped, 1);
+      ++pooled_fc6_forwards_;
+    } else {
+      y = torch::flatten(avgpool->forward(mapped), 1);
+    }
   }
   PhaseTimer timer(Phase::kClassifier);
   size_t linear_index = 0;
   for (auto& layer : *classifier) {
     auto* linear = layer.ptr()->as<torch::nn::Linear>();
-    y = linear != nullptr ? parallel_linear(y, *linear, cast_weight(*linear, linear_index++)) : layer.forward(y);
+    if (linear == nullptr) {
+      y = layer.forward(y);
+      continue;
+    }
+    const auto weight = linear == &fc6 && folded_fc6.defined() ? folded_fc6 : cast_weight(*linear, linear_index);
+    ++linear_index;
+    y = parallel_linear(y, *linear, weight);
   }
   return y;
 }
 
+bool Vgg16Impl::bf16_cast_applies(const torch::Tensor& weight) const {
+  return bf16_prepacked_enabled_ && weight.is_cpu() && !weight.requires_grad() &&
+         compat::autocast_enabled(c10::DeviceType::CPU) && compat::autocast_dtype(c10::DeviceType::CPU) == at::kBFloat16;
+}
+
 torch::Tensor Vgg16Impl::cast_weight(torch::nn::LinearImpl& linear, size_t index) {
   const auto& weight = linear.weight;
-  const bool applies = bf16_prepacked_enabled_ && weight.is_cpu() && !weight.requires_grad() &&
-                       compat::autocast_enabled(c10::DeviceType::CPU) &&
-                       compat::autocast_dtype(c10::DeviceType::CPU) == at::kBFloat16;
-  if (!applies) return {};
+  if (!bf16_cast_applies(weight)) return {};
   if (cast_weights_.size() <= index) cast_weights_.resize(index + 1);
   auto& cached = cast_weights_[index];
   if (!cached.weight.defined() || cached.version != weight._version() || cached.storage != weight.data_ptr()) {

@@ -4,10 +4,12 @@
 // The last classifier layer (fc8) is left out: the output is the 4096-d fc7 embedding.
 #include <torch/torch.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "pooled_fc6.h"
 #include "prepacked_features.h"
 
 namespace video_rnn {
@@ -41,6 +43,9 @@ struct Vgg16Impl : torch::nn::Module {
   // Within that path, convolutions as Winograd F(4x4, 3x3) where they can (winograd.h).
   void use_winograd_convolutions(bool enabled) { prepacked_->use_winograd(enabled); }
   void use_winograd_kernel(WinogradKernel kernel) { prepacked_->use_winograd_kernel(kernel); }
+  // Where no gradient is recorded and the last map is under 7x7, fc6 folded with the average pool (pooled_fc6.h).
+  void use_pooled_fc6(bool enabled) { pooled_fc6_enabled_ = enabled; }
+  int64_t pooled_fc6_forwards() const { return pooled_fc6_forwards_.load(); }
   // Which path the convolutions took, one count per layer per forward (prepacked_features.h).
   ConvolutionCounts convolution_counts() const { return prepacked_->counts(); }
 
@@ -52,6 +57,11 @@ struct Vgg16Impl : torch::nn::Module {
   int64_t trainable_layers_ = 0;
   bool prepacked_enabled_ = true;
   bool bf16_prepacked_enabled_ = false;
+  bool pooled_fc6_enabled_ = true;
+  PooledFc6 pooled_fc6_;
+  std::atomic<int64_t> pooled_fc6_forwards_{0};
+  // Whether frozen linear weights are cast to bf16 once (cast_weights_) under the current autocast.
+  bool bf16_cast_applies(const torch::Tensor& weight) const;
   int64_t convolution_layers_ = 0;
   // fc6's and fc7's weights in bf16, rebuilt when a weight changes version or storage.
   struct CastWeight {

@@ -154,6 +154,7 @@ export class VideoRNN {
       prepackedConvolutions: tuning().prepackedConvolutions,
       bf16PrepackedConvolutions: tuning().bf16Prepacked && cpuBf16().native === true,
       winogradConvolutions: tuning().winogradConvolutions,
+      pooledFc6: tuning().pooledFc6,
       winogradKernel: tuning().winogradKernel,
     }));
     await callNative(() => native.configureTraining({ trainableBackboneLayers: config.trainableBackboneLayers }));

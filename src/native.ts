@@ -23,6 +23,8 @@ export interface NativeConfig {
   /** Under bf16 autocast on the CPU, the convolutions prepacked in bf16 (native/prepacked_features.h). */
   bf16PrepackedConvolutions?: boolean;
   winogradConvolutions?: boolean;
+  /** fc6 folded with the average pool where the last map is under 7x7 (native/pooled_fc6.h). */
+  pooledFc6?: boolean;
   /** The Winograd products kernel: the best this CPU has ('auto'), or one forced (native/winograd.h). */
   winogradKernel?: 'auto' | 'baseline' | 'avx2' | 'avx512';
 }
@@ -78,6 +80,8 @@ export interface NativeCounters {
   calls: number;
   /** Convolution layers run per path, one per layer per forward (native/prepacked_features.h). */
   convolutions: ConvolutionCounts;
+  /** Forwards whose fc6 ran folded with the average pool (native/pooled_fc6.h). */
+  pooledFc6: number;
 }
 
 /** Convolution layers run per path: Winograd per products kernel, oneDNN prepacked, LibTorch's dense path. */

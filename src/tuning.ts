@@ -16,6 +16,8 @@ export interface Tuning {
   bf16Prepacked: boolean;
   /** Within that path, the convolutions after the first as Winograd F(4x4, 3x3) (native/winograd.h). */
   winogradConvolutions: boolean;
+  /** fc6 folded with the average pool where VGG16's last map is under 7x7, frames under 224 px (native/pooled_fc6.h). */
+  pooledFc6: boolean;
   /**
    * The Winograd products kernel: 'auto' (the best the CPU has: AVX-512, AVX2, else the baseline),
    * or one forced. Forcing one the CPU lacks fails the model's creation with E_INVALID_ARGUMENT.
@@ -43,9 +45,9 @@ export interface Tuning {
 
 export type WinogradKernel = 'auto' | 'baseline' | 'avx2' | 'avx512';
 
-const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, bf16Prepacked: true, winogradConvolutions: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true, decodeGroup: 8 };
+const defaults: Tuning = { hugePages: true, prepackedConvolutions: true, bf16Prepacked: true, winogradConvolutions: true, pooledFc6: true, winogradKernel: 'auto', decodeNice: 0, ffmpegThreads: 1, chunkFrames: 32, launcher: true, containerIndex: true, decodeGroup: 8 };
 type NumericKey = Exclude<keyof Tuning, 'winogradKernel'>;
-const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], bf16Prepacked: [0, 1], winogradConvolutions: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1], decodeGroup: [1, 64] };
+const limits: Record<NumericKey, [number, number]> = { hugePages: [0, 1], prepackedConvolutions: [0, 1], bf16Prepacked: [0, 1], winogradConvolutions: [0, 1], pooledFc6: [0, 1], decodeNice: [0, 19], ffmpegThreads: [0, 64], chunkFrames: [1, 1 << 16], launcher: [0, 1], containerIndex: [0, 1], decodeGroup: [1, 64] };
 // Settings that take one of a few names instead of a number.
 const choices: { winogradKernel: readonly WinogradKernel[] } = { winogradKernel: ['auto', 'baseline', 'avx2', 'avx512'] };
 

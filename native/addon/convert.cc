@@ -103,6 +103,7 @@ EngineConfig to_engine_config(const Napi::Object& object) {
   config.prepacked_convolutions = bool_field(object, "prepackedConvolutions", config.prepacked_convolutions);
   config.bf16_prepacked_convolutions = bool_field(object, "bf16PrepackedConvolutions", config.bf16_prepacked_convolutions);
   config.winograd_convolutions = bool_field(object, "winogradConvolutions", config.winograd_convolutions);
+  config.pooled_fc6 = bool_field(object, "pooledFc6", config.pooled_fc6);
   const std::string kernel = string_field(object, "winogradKernel", "auto");
   if (!winograd_kernel_from_name(kernel, &config.winograd_kernel)) {
     throw coded_error(object.Env(), "E_INVALID_ARGUMENT", "winogradKernel must be auto, baseline, avx2 or avx512, got " + kernel);

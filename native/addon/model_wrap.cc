@@ -240,6 +240,7 @@ Napi::Value ModelWrap::Counters(const Napi::CallbackInfo& info) {
     paths.Set(kPathNames[i], Napi::Number::New(env, static_cast<double>(counters.convolutions[i])));
   }
   object.Set("convolutions", paths);
+  object.Set("pooledFc6", Napi::Number::New(env, static_cast<double>(counters.pooled_fc6)));
   return object;
 }
 
