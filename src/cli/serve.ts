@@ -53,7 +53,7 @@ export function registerServe(program: Command): void {
     .option('--max-delay-ms <ms>', 'how long a batch waits for more clips after its first', parse.nonNegativeNumber, 5)
     .option('--max-queue <n>', 'clips waiting at most; beyond it requests get 503', parse.positiveInteger, 64)
     .option('--timeout-ms <ms>', 'a request unanswered after this gets 504', parse.positiveInteger, 30_000)
-    .option('--decode-concurrency <n>', 'videos decoded at once (default: the number of cores)', parse.positiveInteger)
+    .option('--decode-concurrency <n>', 'ffmpeg processes at once, each decoding one or more videos (default: the number of cores)', parse.positiveInteger)
     .option('--max-video-seconds <s>', 'longer videos get 422', parse.positiveNumber, 600)
     .option('--max-body-mb <mb>', 'largest request body; larger ones get 413', parse.positiveNumber, 100)
     .option('--max-files <n>', 'most videos in one request', parse.integerBetween(1, 1024), 16)
