@@ -18,8 +18,9 @@ import { tuning } from '../tuning';
 export const slots = new Semaphore(os.availableParallelism());
 
 /**
- * Gets or sets how many videos are decoded (or probed) at once, process-wide; the default is the
- * number of cores. Calls beyond the limit wait in order.
+ * Gets or sets how many ffmpeg and ffprobe processes run at once, process-wide (each ffmpeg may
+ * decode several videos: group.ts); the default is the number of cores. Calls beyond the limit wait
+ * in order.
  */
 export function decodeConcurrency(limit?: number): number {
   if (limit !== undefined) slots.limit = checkInteger('limit', limit, 1, 1024);

@@ -12,39 +12,35 @@ import { VideoRNNError } from '../errors';
 import { onAbort } from './abort';
 
 /** What crosses to the helper: a job without its signal and callbacks, plus the working folder. */
-export interface RemoteFfmpegJob {
+interface RemoteJob {
   binary: string;
+  timeoutMs: number;
+  what: string;
+  cwd: string;
+}
+
+/** An ffmpeg job's niceness and its bound on decoded time. */
+interface RemoteFfmpegLimits extends RemoteJob {
+  niceness?: number;
+  maxOutputSeconds?: number;
+  maxOutputReason?: string;
+}
+
+export interface RemoteFfmpegJob extends RemoteFfmpegLimits {
   input?: string;
   inputOptions: string[];
   outputOptions: string[];
   output: { file: string } | { pipe: true };
-  niceness?: number;
-  maxOutputSeconds?: number;
-  maxOutputReason?: string;
-  timeoutMs: number;
-  what: string;
-  cwd: string;
 }
 
-export interface RemoteFfprobeJob {
-  binary: string;
+export interface RemoteFfprobeJob extends RemoteJob {
   args: string[];
-  timeoutMs: number;
-  what: string;
-  cwd: string;
 }
 
 /** Several outputs, each to a pipe of its own (outputs.ts). */
-export interface RemoteOutputsJob {
-  binary: string;
+export interface RemoteOutputsJob extends RemoteFfmpegLimits {
   args: string[];
   outputs: number;
-  niceness?: number;
-  maxOutputSeconds?: number;
-  maxOutputReason?: string;
-  timeoutMs: number;
-  what: string;
-  cwd: string;
 }
 
 export type LauncherRequest =
