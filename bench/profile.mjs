@@ -32,9 +32,16 @@ function vgg16Flops(side) {
       channels = width;
     }
   }
-  // Adaptive average pooling always hands fc6 512 x 7 x 7 values.
-  const classifier = 2 * (512 * 7 * 7 * 4096 + 4096 * 4096);
+  // Adaptive average pooling hands fc6 512 x 7 x 7 values; under 7 x 7 the library folds the pool
+  // into fc6 (pooledFc6, on by default), which then reads the 512 x r x r values themselves.
+  const folded = tuningSays('pooledFc6') !== '0' && resolution * resolution < 49;
+  const classifier = 2 * (512 * (folded ? resolution * resolution : 7 * 7) * 4096 + 4096 * 4096);
   return { convolutions, classifier };
+}
+
+/** A VIDEO_RNN_TUNING setting as this process's environment gives it to the worker, or undefined. */
+function tuningSays(name) {
+  return new RegExp(`(?:^|,)\\s*${name}=(\\w+)`).exec(process.env.VIDEO_RNN_TUNING ?? '')?.[1];
 }
 
 /** FP32 FLOPs per cycle per core from the vector units the flags announce (two FMA pipes assumed). */
