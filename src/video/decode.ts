@@ -49,13 +49,17 @@ class Budget {
   }
 }
 
-/** ffmpeg's decoder and filter-graph threads, when tuning sets them (src/tuning.ts). */
-export function threadOptions(): string[] {
+/**
+ * ffmpeg's thread options, when tuning sets them (src/tuning.ts): `input`, decoder threads, goes
+ * before each `-i`; `global`, filter-graph threads, once per command line.
+ */
+export function threadOptions(): { input: string[]; global: string[] } {
   const threads = tuning().ffmpegThreads;
-  return threads > 0 ? ['-threads', String(threads), '-filter_threads', String(threads)] : [];
+  return threads > 0 ? { input: ['-threads', String(threads)], global: ['-filter_threads', String(threads)] }
+    : { input: [], global: [] };
 }
 
-export interface Pass {
+interface Pass {
   /** Frames ffmpeg sent (after fps resampling, before selection). */
   received: number;
   clip: ClipFrames;
@@ -63,7 +67,7 @@ export interface Pass {
 }
 
 /** Decoded timestamps may run this far past maxVideoSeconds: the last frame's duration, a header's rounding. */
-export const decodedTimeSlack = 1;
+const decodedTimeSlack = 1;
 
 /** One file's decode, checked, before any ffmpeg runs. */
 export interface DecodeRequest {
@@ -124,11 +128,12 @@ export function outputTimeLimit(limits: VideoLimits): { maxOutputSeconds?: numbe
 
 export async function decodePass(plan: DecodePlan, timeoutMs: number): Promise<Pass> {
   const sink = frameSink(plan);
+  const threads = threadOptions();
   const stderr = await runFfmpeg({
     binary: plan.ffmpeg,
     input: ffmpegInput(plan.file),
     // -nostdin: ffmpeg otherwise watches stdin for key presses. Errors only, so the last line is the cause.
-    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...inputGuards(plan.limits), ...threadOptions()],
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...inputGuards(plan.limits), ...threads.input, ...threads.global],
     outputOptions: outputOptions(plan),
     output: { onData: sink.onData },
     niceness: tuning().decodeNice,

@@ -15,7 +15,7 @@ import { onAbort } from './abort';
 import { indexedStream } from './container-index';
 import {
   type DecodePlan, acquireAll, decodeAlone, decodePass, decodeRequest, finishDecode, frameSink, outputOptions,
-  outputTimeLimit, planDecode, slots, withCallerStack,
+  outputTimeLimit, planDecode, slots, threadOptions, withCallerStack,
 } from './decode';
 import { inputGuards } from './limits';
 import { firstOutputFd, runFfmpegOutputs } from './outputs';
@@ -64,10 +64,9 @@ function shareable(plan: DecodePlan): boolean {
 
 /** One command line for every plan: inputs in order, output k from input k to `pipe:${3 + k}`. */
 function sharedArguments(plans: readonly DecodePlan[]): string[] {
-  const threads = tuning().ffmpegThreads;
-  const perInput = threads > 0 ? ['-threads', String(threads)] : [];
-  const args = ['-nostdin', '-hide_banner', '-loglevel', 'error', ...(threads > 0 ? ['-filter_threads', String(threads)] : [])];
-  for (const plan of plans) args.push(...inputGuards(plan.limits), ...perInput, '-i', ffmpegInput(plan.file));
+  const threads = threadOptions();
+  const args = ['-nostdin', '-hide_banner', '-loglevel', 'error', ...threads.global];
+  for (const plan of plans) args.push(...inputGuards(plan.limits), ...threads.input, '-i', ffmpegInput(plan.file));
   plans.forEach((plan, at) => {
     args.push(...outputOptions(plan, plan.stream.map.replace(/^0:/, `${at}:`)), `pipe:${firstOutputFd + at}`);
   });
